@@ -1,0 +1,45 @@
+"""`dped-tf prepare`: DPED patch folders -> sharded TFRecords."""
+
+import os
+
+from absl import flags
+
+from dped_tf.configs import PHONES
+from dped_tf.errors import DpedError
+
+HELP = "convert a DPED-layout folder (SPEC 5) into sharded TFRecords"
+
+
+def define_flags(fv):
+  flags.DEFINE_enum("phone", None, PHONES, "Phone whose patches to convert.", flag_values=fv)
+  flags.DEFINE_string("dped_dir", "data/dped", "Root of the DPED layout.", flag_values=fv)
+  flags.DEFINE_string("out", None, "Output folder (default <dped_dir>/<phone>/tfrecords).",
+                      flag_values=fv)
+  flags.DEFINE_integer("patch_size", 100, "Expected patch side in pixels.", lower_bound=1,
+                       flag_values=fv)
+  flags.DEFINE_integer("pairs_per_shard", 2000, "Pairs per TFRecord shard.", lower_bound=1,
+                       flag_values=fv)
+  flags.DEFINE_bool("overwrite", False, "Replace an existing conversion.", flag_values=fv)
+  flags.mark_flag_as_required("phone", flag_values=fv)
+
+
+def default_out(dped_dir, phone):
+  return os.path.join(dped_dir, phone, "tfrecords")
+
+
+def main(fv, argv):
+  if argv:
+    raise DpedError(f"unexpected arguments: {' '.join(argv)}")
+  if not os.path.isdir(fv.dped_dir):
+    raise DpedError(f"{fv.dped_dir}: dataset folder not found")
+  out = fv.out or default_out(fv.dped_dir, fv.phone)
+  from dped_tf.dataloaders import tfrecords  # pylint: disable=import-outside-toplevel
+  if os.path.exists(os.path.join(out, tfrecords.META)) and not fv.overwrite:
+    raise DpedError(f"{out}: already converted (pass --overwrite to redo it)")
+  meta = tfrecords.convert_dped_folder(fv.dped_dir, fv.phone, out, fv.patch_size,
+                                       fv.pairs_per_shard)
+  for split in tfrecords.SPLITS:
+    m = meta[split]
+    print(f"{split}: {m['pairs']} pairs written, {len(m['bad'])} bad, "
+          f"{len(m['unpaired'])} unpaired, {len(m['ignored'])} ignored")
+  print(f"TFRecords in {out}")

@@ -1,0 +1,85 @@
+"""`dped-tf train`: the reference DPED training procedure (SPEC 4)."""
+
+import dataclasses
+import os
+
+from absl import flags
+
+from dped_tf import configs
+from dped_tf.commands import prepare
+from dped_tf.errors import DpedError
+
+HELP = "train DPED on one phone's patches (resumes from <model_dir>/checkpoints)"
+
+
+def define_flags(fv):
+  d = configs.TrainConfig()
+  flags.DEFINE_enum("phone", None, configs.PHONES, "Phone to train for.", flag_values=fv)
+  flags.DEFINE_string("dped_dir", "data/dped", "Root of the DPED layout.", flag_values=fv)
+  flags.DEFINE_string("tfrecord_dir", None, "TFRecords from `dped-tf prepare` (default "
+                      "<dped_dir>/<phone>/tfrecords, converted on first use).", flag_values=fv)
+  flags.DEFINE_string("model_dir", None, "Output folder (default runs/<phone>).",
+                      flag_values=fv)
+  flags.DEFINE_string("vgg_weights", d.vgg_weights, "'imagenet' (Keras download/cache), a "
+                      "Keras .h5, a MatConvNet imagenet-vgg-verydeep-19.mat, or 'none' (random "
+                      "weights: not the paper's content loss).", flag_values=fv)
+  flags.DEFINE_enum("preset", "reference", list(configs.LOSS_PRESETS),
+                    "Loss weights: 'reference' (released code) or 'paper' (Eq. 8).",
+                    flag_values=fv)
+  flags.DEFINE_enum("texture_form", None, ["reference", "paper"],
+                    "Override the generator's texture loss form.", flag_values=fv)
+  flags.DEFINE_integer("texture_warmup", 0, "Iterations with the texture loss off.",
+                       lower_bound=0, flag_values=fv)
+  flags.DEFINE_enum("norm", d.norm, ["instance", "batch"], "Generator normalisation.",
+                    flag_values=fv)
+  flags.DEFINE_integer("iterations", d.iterations, "Training iterations.", lower_bound=1,
+                       flag_values=fv)
+  flags.DEFINE_integer("batch_size", d.batch_size, "Patches per sub-step.", lower_bound=1,
+                       flag_values=fv)
+  flags.DEFINE_integer("patch_size", d.patch_size, "Patch side.", lower_bound=1,
+                       flag_values=fv)
+  flags.DEFINE_float("learning_rate", d.learning_rate, "Adam learning rate (both nets).",
+                     lower_bound=0.0, flag_values=fv)
+  flags.DEFINE_integer("eval_every", d.eval_every, "Evaluate, save images and the generator "
+                       "every N iterations.", lower_bound=1, flag_values=fv)
+  flags.DEFINE_integer("checkpoint_every", d.checkpoint_every, "Checkpoint every N "
+                       "iterations.", lower_bound=1, flag_values=fv)
+  flags.DEFINE_integer("eval_batches", d.eval_batches, "Test batches per evaluation "
+                       "(0: all).", lower_bound=0, flag_values=fv)
+  flags.DEFINE_enum("precision", d.precision, list(configs.PRECISIONS), "Numeric policy.",
+                    flag_values=fv)
+  flags.DEFINE_bool("xla", False, "Compile the train step with XLA.", flag_values=fv)
+  flags.DEFINE_integer("seed", d.seed, "Random seed.", flag_values=fv)
+  flags.mark_flag_as_required("phone", flag_values=fv)
+
+
+def main(fv, argv):
+  if argv:
+    raise DpedError(f"unexpected arguments: {' '.join(argv)}")
+  tfrecord_dir = fv.tfrecord_dir or prepare.default_out(fv.dped_dir, fv.phone)
+  has_records = os.path.isfile(os.path.join(tfrecord_dir, "meta.json"))
+  if not has_records and not os.path.isdir(fv.dped_dir):
+    raise DpedError(f"{fv.dped_dir}: dataset folder not found (and no TFRecords in "
+                    f"{tfrecord_dir})")
+  loss = configs.LOSS_PRESETS[fv.preset]
+  loss = dataclasses.replace(loss, texture_warmup=fv.texture_warmup,
+                             texture_form=fv.texture_form or loss.texture_form)
+  try:
+    cfg = configs.TrainConfig(
+        phone=fv.phone, loss=loss, norm=fv.norm, batch_size=fv.batch_size,
+        patch_size=fv.patch_size, iterations=fv.iterations, learning_rate=fv.learning_rate,
+        eval_every=fv.eval_every, checkpoint_every=fv.checkpoint_every,
+        eval_batches=fv.eval_batches, precision=fv.precision, vgg_weights=fv.vgg_weights,
+        seed=fv.seed)
+  except ValueError as e:
+    raise DpedError(str(e)) from None
+  # Fail on unusable VGG weights before spending time on data conversion.
+  if cfg.vgg_weights not in ("imagenet", "none") and not os.path.isfile(cfg.vgg_weights):
+    raise DpedError(f"{cfg.vgg_weights}: VGG-19 weights file not found")
+  from dped_tf import train_lib  # pylint: disable=import-outside-toplevel
+  from dped_tf.dataloaders import tfrecords  # pylint: disable=import-outside-toplevel
+  if not has_records:
+    print(f"Converting {fv.dped_dir} ({fv.phone}) to TFRecords in {tfrecord_dir}")
+    tfrecords.convert_dped_folder(fv.dped_dir, fv.phone, tfrecord_dir, cfg.patch_size)
+  train_lib.train(cfg, tfrecord_dir, fv.model_dir or os.path.join("runs", fv.phone),
+                  jit_compile=fv.xla)

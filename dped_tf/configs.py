@@ -1,0 +1,62 @@
+"""Typed configuration with the named presets of SPEC 3-4."""
+
+import dataclasses
+
+PHONES = ("iphone", "blackberry", "sony")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+  """Weights of the generator's composite loss (SPEC 3)."""
+  w_content: float = 10.0
+  w_color: float = 0.5
+  w_texture: float = 1.0
+  w_tv: float = 2000.0
+  w_mse: float = 0.0                # plain pixel MSE, for the Table 3 ablations
+  texture_form: str = "reference"   # "reference" (released code) or "paper" (Eq. 4)
+  texture_warmup: int = 0           # iterations with the texture loss off (SPEC 4 advice)
+
+  def __post_init__(self):
+    if self.texture_form not in ("reference", "paper"):
+      raise ValueError(f"texture_form must be 'reference' or 'paper', got {self.texture_form!r}")
+    if self.texture_warmup < 0:
+      raise ValueError("texture_warmup must be >= 0")
+
+
+# `reference`: the released code's defaults. `paper`: Eq. 8 of the second version.
+LOSS_PRESETS = {
+    "reference": LossConfig(),
+    "paper": LossConfig(w_content=1.0, w_color=0.1, w_texture=0.4, w_tv=400.0),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """One training run; defaults are the reference procedure (SPEC 4)."""
+  phone: str = "sony"
+  loss: LossConfig = LossConfig()
+  norm: str = "instance"             # "instance" (released code) or "batch" (paper text)
+  batch_size: int = 50
+  patch_size: int = 100
+  iterations: int = 20000
+  learning_rate: float = 5e-4
+  eval_every: int = 1000
+  checkpoint_every: int = 1000
+  eval_batches: int = 0              # 0: the whole test set
+  precision: str = "float32"
+  vgg_weights: str = "imagenet"
+  shuffle_buffer: int = 10000
+  seed: int = 0
+
+  def __post_init__(self):
+    if self.phone not in PHONES:
+      raise ValueError(f"unknown phone {self.phone!r} (choose from {', '.join(PHONES)})")
+    if self.precision not in PRECISIONS:
+      raise ValueError(f"unknown precision {self.precision!r} "
+                       f"(choose from {', '.join(PRECISIONS)})")
+    for name in ("batch_size", "patch_size", "iterations", "eval_every", "checkpoint_every"):
+      if getattr(self, name) <= 0:
+        raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+    if self.learning_rate <= 0:
+      raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")

@@ -1,0 +1,199 @@
+"""Pre-aligned patch pairs as sharded TFRecords, and the `tf.data` reader (SPEC 5).
+
+Each record holds the original encoded JPEG bytes of both patches (never decoded and
+re-encoded) under `phone` and `dslr`, and the pair's `index`. A folder of shards has a
+`meta.json` that says what was written and what was skipped, and why.
+"""
+
+import concurrent.futures
+import json
+import os
+
+from absl import logging
+import cv2
+import keras
+import numpy as np
+import tensorflow as tf
+
+from dped_tf.dataloaders import dped_folder
+from dped_tf.errors import DpedError
+
+META = "meta.json"
+SPLITS = ("train", "test")
+
+
+def atomic_write_bytes(path, data):
+  """Writes `data` to `path` through a temporary file and a rename."""
+  tmp = f"{path}.tmp-{os.getpid()}"
+  with open(tmp, "wb") as f:
+    f.write(data)
+  os.replace(tmp, path)
+
+
+def check_patch(path, patch_size):
+  """Returns (encoded bytes, None) or (None, reason) for one patch file."""
+  try:
+    with open(path, "rb") as f:
+      data = f.read()
+  except OSError as e:
+    return None, f"unreadable ({e.strerror})"
+  if not data:
+    return None, "empty file"
+  image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+  if image is None:
+    return None, "not a decodable image"
+  if not data.startswith(b"\xff\xd8"):
+    return None, "not a JPEG"
+  if image.ndim != 3 or image.shape[2] != 3:
+    return None, f"not RGB (shape {image.shape})"
+  if image.shape[:2] != (patch_size, patch_size):
+    return None, f"size {image.shape[1]}x{image.shape[0]}, expected {patch_size}x{patch_size}"
+  return data, None
+
+
+def _example(index, phone_bytes, dslr_bytes):
+  feature = {
+      "index": tf.train.Feature(int64_list=tf.train.Int64List(value=[index])),
+      "phone": tf.train.Feature(bytes_list=tf.train.BytesList(value=[phone_bytes])),
+      "dslr": tf.train.Feature(bytes_list=tf.train.BytesList(value=[dslr_bytes])),
+  }
+  return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def _check_pair(pair, patch_size):
+  index, phone_path, dslr_path = pair
+  phone, why = check_patch(phone_path, patch_size)
+  if why:
+    return index, None, None, f"{phone_path}: {why}"
+  dslr, why = check_patch(dslr_path, patch_size)
+  if why:
+    return index, None, None, f"{dslr_path}: {why}"
+  return index, phone, dslr, None
+
+
+def write_split(pairs, out_dir, split, patch_size=100, pairs_per_shard=2000, threads=4):
+  """Writes `pairs` [(index, phone_path, dslr_path)] as `<split>-KKKKK-of-NNNNN.tfrecord`.
+
+  Bad pairs are skipped and returned as ["path: reason"]. Returns (written, bad).
+  """
+  num_shards = max(1, -(-len(pairs) // pairs_per_shard))
+  written, bad = 0, []
+  progress = keras.utils.Progbar(len(pairs), unit_name="pair") if pairs else None
+  with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+    for shard in range(num_shards):
+      chunk = pairs[shard * pairs_per_shard:(shard + 1) * pairs_per_shard]
+      path = os.path.join(out_dir, f"{split}-{shard:05d}-of-{num_shards:05d}.tfrecord")
+      tmp = f"{path}.tmp-{os.getpid()}"
+      with tf.io.TFRecordWriter(tmp) as writer:
+        for index, phone, dslr, why in pool.map(lambda p: _check_pair(p, patch_size), chunk):
+          if why:
+            bad.append(why)
+          else:
+            writer.write(_example(index, phone, dslr))
+            written += 1
+      os.replace(tmp, path)
+      progress.update(min(len(pairs), (shard + 1) * pairs_per_shard))
+  return written, bad
+
+
+def _report_skipped(what, items):
+  if items:
+    logging.warning("%s: %d skipped, first: %s", what, len(items), "; ".join(items[:5]))
+
+
+def convert_dped_folder(dped_dir, phone, out_dir, patch_size=100, pairs_per_shard=2000):
+  """DPED layout (SPEC 5) -> TFRecords of both splits + `meta.json`; returns the meta."""
+  scans = {split: dped_folder.scan_pairs(dped_dir, phone, split) for split in SPLITS}
+  if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+    raise DpedError(f"{out_dir}: output path exists and is not a folder")
+  os.makedirs(out_dir, exist_ok=True)
+  meta = {"phone": phone, "patch_size": patch_size, "source": os.path.abspath(dped_dir)}
+  for split, scan in scans.items():
+    if not scan.pairs:
+      raise DpedError(f"{dped_folder.split_dirs(dped_dir, phone, split)[0]}: no <i>.jpg "
+                      "patches with a partner of the same index")
+    logging.info("%s %s: %d pairs", phone, split, len(scan.pairs))
+    written, bad = write_split(scan.pairs, out_dir, split, patch_size, pairs_per_shard)
+    meta[split] = {"pairs": written, "bad": bad, "unpaired": scan.unpaired,
+                   "ignored": scan.ignored}
+    _report_skipped(f"{split}: bad pairs", bad)
+    _report_skipped(f"{split}: unpaired files", scan.unpaired)
+    _report_skipped(f"{split}: files not named <i>.jpg", scan.ignored)
+    if not written:
+      raise DpedError(f"{dped_folder.split_dirs(dped_dir, phone, split)[0]}: no usable "
+                      f"pairs ({len(bad)} bad, first: {bad[0]})")
+  atomic_write_bytes(os.path.join(out_dir, META), json.dumps(meta, indent=1).encode())
+  return meta
+
+
+def read_meta(tfrecord_dir):
+  path = os.path.join(tfrecord_dir, META)
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except FileNotFoundError:
+    raise DpedError(f"{path}: not found; run `dped-tf prepare` first") from None
+  except (OSError, ValueError) as e:
+    raise DpedError(f"{path}: unreadable ({e})") from None
+
+
+def parse_pair(serialized, patch_size):
+  """A serialized record -> (phone, dslr) float32 [patch, patch, 3] in [0, 1]."""
+  spec = {"phone": tf.io.FixedLenFeature([], tf.string),
+          "dslr": tf.io.FixedLenFeature([], tf.string)}
+  record = tf.io.parse_single_example(serialized, spec)
+
+  def decode(data):
+    image = tf.io.decode_jpeg(data, channels=3)
+    image = tf.ensure_shape(image, [patch_size, patch_size, 3])
+    return tf.image.convert_image_dtype(image, tf.float32)
+
+  return decode(record["phone"]), decode(record["dslr"])
+
+
+def augment_pair(phone, dslr, seed):
+  """The same random flip and 90-degree rotation for both sides of a pair."""
+  flip = tf.random.stateless_uniform([], seed, 0, 2, tf.int32)
+  turns = tf.random.stateless_uniform([], seed + 1, 0, 4, tf.int32)
+
+  def apply(image):
+    image = tf.cond(flip > 0, lambda: tf.image.flip_left_right(image), lambda: image)
+    return tf.image.rot90(image, turns)
+
+  return apply(phone), apply(dslr)
+
+
+def split_files(tfrecord_dir, split):
+  files = sorted(tf.io.gfile.glob(os.path.join(tfrecord_dir, f"{split}-*.tfrecord")))
+  if not files:
+    raise DpedError(f"{tfrecord_dir}: no {split}-*.tfrecord shards")
+  return files
+
+
+def make_dataset(tfrecord_dir, split, batch_size, patch_size=100, training=True,
+                 pairs_per_step=2, shuffle_buffer=10000, seed=0, augment=False):
+  """Batches of (phone, dslr) float32 [N, patch, patch, 3].
+
+  Training: shards interleaved in parallel, records shuffled (as encoded bytes, so the
+  buffer stays small), repeated, decoded in parallel, batched to a static
+  `pairs_per_step * batch_size` (the trainer's two sub-steps), prefetched.
+  Evaluation: one ordered pass, batches of `batch_size`, the last one possibly smaller.
+  """
+  files = split_files(tfrecord_dir, split)
+  if training:
+    ds = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=seed)
+    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
+                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.shuffle(shuffle_buffer, seed=seed).repeat()
+  else:
+    ds = tf.data.TFRecordDataset(files)
+  ds = ds.map(lambda s: parse_pair(s, patch_size), num_parallel_calls=tf.data.AUTOTUNE)
+  if training and augment:
+    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed).batch(2)))
+    ds = ds.map(lambda pair, s: augment_pair(*pair, tf.cast(s, tf.int32) % (2**31 - 2)),
+                num_parallel_calls=tf.data.AUTOTUNE)
+  if training:
+    ds = ds.batch(pairs_per_step * batch_size, drop_remainder=True)
+  else:
+    ds = ds.batch(batch_size)
+  return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,127 @@
+"""The DPED training model: one generator step and one critic step per batch (SPEC 4)."""
+
+import keras
+import tensorflow as tf
+
+from dped_tf import losses, metrics
+from dped_tf.configs import LossConfig
+
+_LOSS_NAMES = ("g_loss", "content", "color", "texture", "tv", "mse", "d_loss", "d_accuracy",
+               "psnr")
+
+
+def _is_loss_scaled(optimizer):
+  return isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
+
+class DPEDTrainer(keras.Model):
+  """Holds the generator, the critic and the frozen VGG-19; `train_step` is one
+  reference iteration (SPEC 4).
+
+  A training batch holds 2B pairs: the first B feed the generator step, the other B
+  the critic step, which shows it, per sample at random, the DSLR patch or the
+  freshly enhanced phone patch. Evaluation batches (`test_step`) hold B pairs.
+  """
+
+  def __init__(self, generator, discriminator, content_network, loss_config=LossConfig(),
+               seed=0, **kwargs):
+    super().__init__(**kwargs)
+    self.generator = generator
+    self.discriminator = discriminator
+    self.content_network = content_network
+    self.content_network.trainable = False
+    self.loss_config = loss_config
+    self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    self.seed_generator = keras.random.SeedGenerator(seed)
+    self.trackers = {n: keras.metrics.Mean(name=n) for n in _LOSS_NAMES}
+    self.eval_trackers = {n: keras.metrics.Mean(name=n)
+                          for n in (*_LOSS_NAMES, "ssim", "ms_ssim")}
+
+  def compile(self, g_optimizer, d_optimizer, **kwargs):
+    super().compile(**kwargs)
+    self.g_optimizer = g_optimizer
+    self.d_optimizer = d_optimizer
+
+  @property
+  def metrics(self):
+    return list(self.trackers.values()) + list(self.eval_trackers.values())
+
+  def call(self, phone, training=False):
+    return self.generator(phone, training=training)
+
+  def generator_losses(self, phone, dslr, training):
+    """Enhances `phone` and returns (enhanced, dict of float32 losses incl. `g_loss`)."""
+    cfg = self.loss_config
+    enhanced = self.generator(phone, training=training)
+    dslr = tf.cast(dslr, tf.float32)
+    probs = self.discriminator(tf.image.rgb_to_grayscale(enhanced), training=training)
+    # Two calls, not one on the concatenated batch: backprop then runs through the
+    # enhanced half only.
+    out = {
+        "content": losses.content_loss(self.content_network(enhanced),
+                                       tf.stop_gradient(self.content_network(dslr))),
+        "color": losses.color_loss(dslr, enhanced),
+        "texture": losses.texture_loss(probs, cfg.texture_form),
+        "tv": losses.tv_loss(enhanced),
+        "mse": losses.mse_loss(dslr, enhanced),
+    }
+    w_texture = tf.where(self.step < cfg.texture_warmup, 0.0, cfg.w_texture)
+    out["g_loss"] = (cfg.w_content * out["content"] + cfg.w_color * out["color"]
+                     + w_texture * out["texture"] + cfg.w_tv * out["tv"]
+                     + cfg.w_mse * out["mse"])
+    return enhanced, out
+
+  def critic_batch(self, enhanced, dslr):
+    """Grayscale critic input, each sample DSLR or enhanced at random; and the labels."""
+    is_dslr = keras.random.randint([tf.shape(dslr)[0]], 0, 2, seed=self.seed_generator)
+    is_dslr = tf.cast(is_dslr, tf.float32)
+    pick = tf.reshape(is_dslr, [-1, 1, 1, 1])
+    gray = (pick * tf.image.rgb_to_grayscale(tf.cast(dslr, tf.float32))
+            + (1.0 - pick) * tf.image.rgb_to_grayscale(tf.stop_gradient(enhanced)))
+    return gray, is_dslr
+
+  def critic_losses(self, enhanced, dslr, training):
+    gray, is_dslr = self.critic_batch(enhanced, dslr)
+    probs = self.discriminator(gray, training=training)
+    hits = tf.equal(tf.argmax(probs, axis=1), tf.cast(1.0 - is_dslr, tf.int64))
+    return {"d_loss": losses.discriminator_loss(probs, is_dslr),
+            "d_accuracy": tf.reduce_mean(tf.cast(hits, tf.float32))}
+
+  def _apply(self, optimizer, tape, loss, variables):
+    if _is_loss_scaled(optimizer):
+      loss = optimizer.scale_loss(loss)
+    optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+
+  def train_step(self, data):
+    phone, dslr = data
+    phone_g, phone_d = tf.split(phone, 2)
+    dslr_g, dslr_d = tf.split(dslr, 2)
+
+    with tf.GradientTape() as tape:
+      enhanced, g_out = self.generator_losses(phone_g, dslr_g, training=True)
+    self._apply(self.g_optimizer, tape, g_out["g_loss"], self.generator.trainable_variables)
+
+    enhanced_d = self.generator(phone_d, training=True)
+    with tf.GradientTape() as tape:
+      d_out = self.critic_losses(enhanced_d, dslr_d, training=True)
+    self._apply(self.d_optimizer, tape, d_out["d_loss"],
+                self.discriminator.trainable_variables)
+
+    self.step.assign_add(1)
+    results = {**g_out, **d_out, "psnr": tf.reduce_mean(metrics.psnr(enhanced, dslr_g))}
+    for name, value in results.items():
+      self.trackers[name].update_state(value)
+    return {name: t.result() for name, t in self.trackers.items()}
+
+  def test_step(self, data):
+    phone, dslr = data
+    enhanced, g_out = self.generator_losses(phone, dslr, training=False)
+    d_out = self.critic_losses(enhanced, dslr, training=False)
+    dslr = tf.cast(dslr, tf.float32)
+    results = {**g_out, **d_out,
+               "psnr": tf.reduce_mean(metrics.psnr(enhanced, dslr)),
+               "ssim": tf.reduce_mean(metrics.ssim(enhanced, dslr)),
+               "ms_ssim": tf.reduce_mean(metrics.ms_ssim(enhanced, dslr))}
+    for name, value in results.items():
+      self.eval_trackers[name].update_state(value)
+    return {name: t.result() for name, t in self.eval_trackers.items()}

@@ -1,0 +1,35 @@
+"""Shared fixtures: tiny DPED-layout folders made from a real photo."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from skimage import data as skdata  # noqa: E402
+
+
+def write_dped_folder(root, phone="sony", train=8, test=4, patch=32, seed=0):
+  """DPED layout with `train`/`test` aligned pairs of `patch`-px JPEGs cut from
+  scikit-image's astronaut photo; the phone side darker and noisier."""
+  rng = np.random.default_rng(seed)
+  photo = skdata.astronaut()[..., ::-1]  # BGR for OpenCV
+  for split, count in (("train", train), ("test", test)):
+    base = (os.path.join(root, phone, "training_data") if split == "train"
+            else os.path.join(root, phone, "test_data", "patches"))
+    for side in (phone, "canon"):
+      os.makedirs(os.path.join(base, side), exist_ok=True)
+    for i in range(count):
+      y, x = rng.integers(0, photo.shape[0] - patch, 2)
+      dslr = photo[y:y + patch, x:x + patch]
+      noisy = dslr * 0.8 + rng.normal(0, 6, dslr.shape)
+      cv2.imwrite(os.path.join(base, "canon", f"{i}.jpg"), dslr)
+      cv2.imwrite(os.path.join(base, phone, f"{i}.jpg"), np.clip(noisy, 0, 255).astype(np.uint8))
+  os.makedirs(os.path.join(root, phone, "test_data", "full_size_test_images"), exist_ok=True)
+  return root
+
+
+@pytest.fixture
+def tiny_dped(tmp_path):
+  return write_dped_folder(str(tmp_path / "dped"))
