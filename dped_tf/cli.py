@@ -1,7 +1,8 @@
 """`dped-tf COMMAND [--flags]`: one absl flag set per command, errors as one line.
 
-Each command module defines `HELP` (one line), `define_flags(fv)` and `main(fv, argv)`;
-TensorFlow is imported by the commands only when they need it, so `--help` is fast.
+Each command module defines `define_flags(fv)` and `main(fv, argv)`; its one-line help
+sits here, so `dped-tf --help` imports nothing heavy. TensorFlow is imported by the
+commands only when they need it.
 """
 
 import importlib
@@ -13,17 +14,32 @@ from absl import logging
 
 from dped_tf.errors import DpedError
 
+# name -> (module, one-line help)
 COMMANDS = {
-    "prepare": "dped_tf.commands.prepare",
-    "train": "dped_tf.commands.train",
+    "prepare": ("dped_tf.commands.prepare",
+                "convert a DPED-layout folder (SPEC 5) into sharded TFRecords"),
+    "train": ("dped_tf.commands.train",
+              "train DPED on one phone's patches (resumes from <model_dir>/checkpoints)"),
+    "align": ("dped_tf.commands.align",
+              "align phone/DSLR photo pairs into DPED-layout patches (SIFT + RANSAC + NCC)"),
+    "sample": ("dped_tf.commands.sample",
+               "build the embedded sample dataset from scikit-image's real photos"),
+    "evaluate": ("dped_tf.commands.evaluate",
+                 "Table-2 metrics (PSNR, SSIM, MS-SSIM) of models on a phone's test patches"),
+    "enhance": ("dped_tf.commands.enhance",
+                "enhance photos of any size with a trained generator (tiled, bounded memory)"),
+    "import-checkpoint": ("dped_tf.commands.import_checkpoint",
+                          "import the authors' released TF1 generator checkpoint"),
+    "export": ("dped_tf.commands.export",
+               "export a generator as a TF Serving SavedModel or TFLite"),
 }
 
 
 def _usage():
   lines = ["usage: dped-tf COMMAND [--flags]   (dped-tf COMMAND --help for its flags)", "",
            "commands:"]
-  for name, module in COMMANDS.items():
-    lines.append(f"  {name:<18} {importlib.import_module(module).HELP}")
+  for name, (_, text) in COMMANDS.items():
+    lines.append(f"  {name:<18} {text}")
   return "\n".join(lines)
 
 
@@ -36,12 +52,13 @@ def main(argv):
   if name not in COMMANDS:
     print(f"dped-tf: error: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
     return 2
-  module = importlib.import_module(COMMANDS[name])
+  module_name, text = COMMANDS[name]
+  module = importlib.import_module(module_name)
   fv = flags.FlagValues()
   module.define_flags(fv)
   args = argv[2:]
   if "--help" in args or "-h" in args or "--helpfull" in args:
-    print(f"usage: dped-tf {name} [--flags]\n\n{module.HELP}\n\n{fv.get_help()}")
+    print(f"usage: dped-tf {name} [--flags]\n\n{text}\n\n{fv.get_help()}")
     return 0
   try:
     rest = fv([f"dped-tf {name}"] + args)

@@ -33,3 +33,12 @@ def write_dped_folder(root, phone="sony", train=8, test=4, patch=32, seed=0):
 @pytest.fixture
 def tiny_dped(tmp_path):
   return write_dped_folder(str(tmp_path / "dped"))
+
+
+@pytest.fixture(autouse=True)
+def float32_policy():
+  """Every test starts and ends under the float32 policy (mixed precision is global)."""
+  import keras  # pylint: disable=import-outside-toplevel
+  keras.mixed_precision.set_global_policy("float32")
+  yield
+  keras.mixed_precision.set_global_policy("float32")

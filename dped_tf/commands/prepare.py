@@ -7,7 +7,6 @@ from absl import flags
 from dped_tf.configs import PHONES
 from dped_tf.errors import DpedError
 
-HELP = "convert a DPED-layout folder (SPEC 5) into sharded TFRecords"
 
 
 def define_flags(fv):

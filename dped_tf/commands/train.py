@@ -9,7 +9,6 @@ from dped_tf import configs
 from dped_tf.commands import prepare
 from dped_tf.errors import DpedError
 
-HELP = "train DPED on one phone's patches (resumes from <model_dir>/checkpoints)"
 
 
 def define_flags(fv):

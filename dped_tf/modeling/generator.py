@@ -1,8 +1,11 @@
 """The image transformation network (SPEC 1; paper Fig. 5)."""
 
+import os
+
 import keras
 import tensorflow as tf
 
+from dped_tf.errors import DpedError
 from dped_tf.modeling.layers import make_norm, reference_conv
 
 
@@ -75,3 +78,16 @@ class Generator(keras.Model):
 
   def get_config(self):
     return {"name": self.name, "norm": self.norm}
+
+
+def load_generator(path):
+  """A `Generator` saved as `.keras` (by `dped-tf train` or `import-checkpoint`)."""
+  if not os.path.isfile(path):
+    raise DpedError(f"{path}: model file not found")
+  try:
+    model = keras.models.load_model(path, compile=False)
+  except Exception as e:  # Keras raises many kinds for a bad archive
+    raise DpedError(f"{path}: not a loadable .keras model ({str(e).splitlines()[0]})") from None
+  if not isinstance(model, Generator):
+    raise DpedError(f"{path}: holds a {type(model).__name__}, not a dped_tf Generator")
+  return model
