@@ -101,13 +101,19 @@ def _report_skipped(what, items):
     logging.warning("%s: %d skipped, first: %s", what, len(items), "; ".join(items[:5]))
 
 
-def convert_dped_folder(dped_dir, phone, out_dir, patch_size=100, pairs_per_shard=2000):
-  """DPED layout (SPEC 5) -> TFRecords of both splits + `meta.json`; returns the meta."""
+def convert_dped_folder(dped_dir, phone, out_dir, patch_size=100, pairs_per_shard=2000,
+                        extra_meta=None):
+  """DPED layout (SPEC 5) -> TFRecords of both splits + `meta.json`; returns the meta.
+
+  `extra_meta` (a dict) is merged into the meta, e.g. {"sample": "..."} for the embedded
+  sample dataset, which the trainer then flags loudly.
+  """
   scans = {split: dped_folder.scan_pairs(dped_dir, phone, split) for split in SPLITS}
   if os.path.exists(out_dir) and not os.path.isdir(out_dir):
     raise DpedError(f"{out_dir}: output path exists and is not a folder")
   os.makedirs(out_dir, exist_ok=True)
-  meta = {"phone": phone, "patch_size": patch_size, "source": os.path.abspath(dped_dir)}
+  meta = {"phone": phone, "patch_size": patch_size, "source": os.path.abspath(dped_dir),
+          **(extra_meta or {})}
   for split, scan in scans.items():
     if not scan.pairs:
       raise DpedError(f"{dped_folder.split_dirs(dped_dir, phone, split)[0]}: no <i>.jpg "
