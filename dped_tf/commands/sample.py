@@ -1,0 +1,38 @@
+"""`dped-tf sample`: the embedded sample dataset (scikit-image photos + camera simulator)."""
+
+from absl import flags
+
+from dped_tf.configs import PHONES
+from dped_tf.errors import DpedError
+
+
+def define_flags(fv):
+  flags.DEFINE_enum("phone", None, PHONES, "Simulated phone camera (iphone worst, sony "
+                    "mildest).", flag_values=fv)
+  flags.DEFINE_string("out", "data/sample", "Output root: writes <out>/<phone> in the DPED "
+                      "layout, with TFRecords in <out>/<phone>/tfrecords.", flag_values=fv)
+  flags.DEFINE_integer("patch_size", 100, "Patch side in px.", lower_bound=8,
+                       upper_bound=256, flag_values=fv)
+  flags.DEFINE_integer("train_patches", 1500, "Training patch pairs.", lower_bound=1,
+                       flag_values=fv)
+  flags.DEFINE_integer("test_patches", 200, "Test patch pairs.", lower_bound=1,
+                       flag_values=fv)
+  flags.DEFINE_integer("seed", 0, "Seed: the same seed gives the same files.", flag_values=fv)
+  flags.DEFINE_integer("pairs_per_shard", 2000, "Pairs per TFRecord shard.", lower_bound=1,
+                       flag_values=fv)
+  flags.DEFINE_bool("overwrite", False, "Replace an existing <out>/<phone>.", flag_values=fv)
+  flags.mark_flag_as_required("phone", flag_values=fv)
+
+
+def main(fv, argv):
+  if argv:
+    raise DpedError(f"unexpected arguments: {' '.join(argv)}")
+  from dped_tf.dataloaders import sample  # pylint: disable=import-outside-toplevel
+  s = sample.build_sample(fv.out, fv.phone, fv.patch_size, fv.train_patches,
+                          fv.test_patches, fv.seed, fv.overwrite, fv.pairs_per_shard)
+  print(f"{s['phone']}: {s['train']} train / {s['test']} test patch pairs "
+        f"({s['sample']})")
+  print(f"{s['phone']}: phone vs DSLR on the test patches: PSNR {s['psnr']:.2f} dB, "
+        f"SSIM {s['ssim']:.4f}")
+  print(f"TFRecords in {s['tfrecords']}")
+  return 0
