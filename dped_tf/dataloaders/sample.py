@@ -66,7 +66,7 @@ def split_counts(total, areas):
   """`total` split in proportion to `areas` (largest remainders), summing to `total`."""
   share = np.asarray(areas, np.float64) * total / np.sum(areas)
   counts = np.floor(share).astype(int)
-  counts[np.argsort(counts - share)[:total - counts.sum()]] += 1
+  counts[np.argsort(counts - share, kind="stable")[:total - counts.sum()]] += 1
   return counts.tolist()
 
 
