@@ -87,10 +87,14 @@ class DPEDTrainer(keras.Model):
     return {"d_loss": losses.discriminator_loss(probs, is_dslr),
             "d_accuracy": tf.reduce_mean(tf.cast(hits, tf.float32))}
 
-  def _apply(self, optimizer, tape, loss, variables):
-    if _is_loss_scaled(optimizer):
-      loss = optimizer.scale_loss(loss)
-    optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+  @staticmethod
+  def _scaled(optimizer, loss):
+    """Dynamic loss scaling under float16; call it inside the tape."""
+    return optimizer.scale_loss(loss) if _is_loss_scaled(optimizer) else loss
+
+  @staticmethod
+  def _apply(optimizer, tape, scaled_loss, variables):
+    optimizer.apply_gradients(zip(tape.gradient(scaled_loss, variables), variables))
 
   def train_step(self, data):
     phone, dslr = data
@@ -99,13 +103,14 @@ class DPEDTrainer(keras.Model):
 
     with tf.GradientTape() as tape:
       enhanced, g_out = self.generator_losses(phone_g, dslr_g, training=True)
-    self._apply(self.g_optimizer, tape, g_out["g_loss"], self.generator.trainable_variables)
+      g_loss = self._scaled(self.g_optimizer, g_out["g_loss"])
+    self._apply(self.g_optimizer, tape, g_loss, self.generator.trainable_variables)
 
     enhanced_d = self.generator(phone_d, training=True)
     with tf.GradientTape() as tape:
       d_out = self.critic_losses(enhanced_d, dslr_d, training=True)
-    self._apply(self.d_optimizer, tape, d_out["d_loss"],
-                self.discriminator.trainable_variables)
+      d_loss = self._scaled(self.d_optimizer, d_out["d_loss"])
+    self._apply(self.d_optimizer, tape, d_loss, self.discriminator.trainable_variables)
 
     self.step.assign_add(1)
     results = {**g_out, **d_out, "psnr": tf.reduce_mean(metrics.psnr(enhanced, dslr_g))}

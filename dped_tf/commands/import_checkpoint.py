@@ -1,0 +1,34 @@
+"""`dped-tf import-checkpoint`: the authors' TF1 generator checkpoint -> `.keras` (SPEC 1)."""
+
+import os
+
+from absl import flags
+
+from dped_tf.errors import DpedError
+
+
+def define_flags(fv):
+  flags.DEFINE_string("checkpoint", None, "TF1 checkpoint prefix (PREFIX.index + "
+                      "PREFIX.data-00000-of-00001), e.g. models_orig/iphone_orig.",
+                      flag_values=fv)
+  flags.DEFINE_string("out", None, "Output .keras model.", flag_values=fv)
+  flags.DEFINE_bool("overwrite", False, "Replace an existing output model.", flag_values=fv)
+  flags.mark_flag_as_required("checkpoint", flag_values=fv)
+  flags.mark_flag_as_required("out", flag_values=fv)
+
+
+def main(fv, argv):
+  if argv:
+    raise DpedError(f"unexpected arguments: {' '.join(argv)}")
+  if not fv.out.endswith(".keras"):
+    raise DpedError(f"{fv.out}: output must end in .keras")
+  if os.path.exists(fv.out) and not fv.overwrite:
+    raise DpedError(f"{fv.out}: exists (pass --overwrite to replace it)")
+  prefix = fv.checkpoint[:-len(".index")] if fv.checkpoint.endswith(".index") else fv.checkpoint
+  from dped_tf import interop  # pylint: disable=import-outside-toplevel
+  from dped_tf.train_lib import save_keras_atomic  # pylint: disable=import-outside-toplevel
+  generator = interop.import_checkpoint(prefix)
+  os.makedirs(os.path.dirname(os.path.abspath(fv.out)), exist_ok=True)
+  save_keras_atomic(generator, fv.out)
+  print(f"imported {len(generator.weights)} variables ({generator.count_params():,} "
+        f"parameters) from {prefix} into {fv.out}")

@@ -1,0 +1,405 @@
+"""Whole-image and exact tiled generator inference with bounded memory (SPEC 1, 7).
+
+Instance norm makes every output pixel depend on whole-image statistics (SPEC 1), so
+tiles cannot be enhanced independently. The tiled engine runs the generator in nine
+stages, one per norm layer plus the tail: stage k reads the stored pre-norm activation
+of stage k - 1 tile by tile (with a 1-pixel halo), normalises it with the now-known
+whole-image statistics, applies the next 3x3 convolution and stores its pre-norm output
+while accumulating that layer's per-channel statistics (per-tile float32 moments,
+combined exactly in float64). Every convolution is computed once, plus the halos; the
+result equals whole-image inference up to float rounding. Stored activations (the
+pre-norm map and the residual input, 64 channels each) stay in RAM while they fit the
+memory budget and go to unlinked temporary files otherwise, so that the resident memory
+is bounded by the tile size, not the photo size.
+"""
+
+import dataclasses
+import math
+import os
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+
+from dped_tf.errors import DpedError
+
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+MFLOP_PER_PIXEL = 0.8  # SPEC 1
+_CH = 64
+_FINAL_HALO = 6  # conv10 (1) + conv11 (1) + conv12 (4)
+_FIRST_HALO = 5  # conv1 (4) + block0's first conv (1)
+
+
+def resolve_precision(name):
+  """`auto`: float16 on a GPU, bfloat16 on a CPU with AMX/AVX512-BF16, else float32."""
+  from dped_tf.precision import cpu_has_bf16  # pylint: disable=import-outside-toplevel
+  if name not in PRECISIONS:
+    raise DpedError(f"precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
+  if name != "auto":
+    return name
+  if tf.config.list_physical_devices("GPU"):
+    return "float16"
+  return "bfloat16" if cpu_has_bf16() else "float32"
+
+
+@dataclasses.dataclass
+class GeneratorWeights:
+  """The generator's parameters as float32 arrays, independent of its dtype policy.
+
+  `norm_affine[k]` is (shift, scale); `norm_stats[k]` is (mean, variance) for batch
+  norm (fixed at inference) and None for instance norm (computed per image).
+  """
+  convs: list
+  norm_affine: list
+  norm_stats: list
+  epsilon: float
+
+  @classmethod
+  def from_model(cls, model):
+    convs = [tuple(np.asarray(v, np.float32) for v in (c.kernel, c.bias))
+             for c in model.conv_layers()]
+    affine, stats = [], []
+    for layer in model.norm_layers():
+      if model.norm == "instance":
+        affine.append((np.asarray(layer.shift, np.float32), np.asarray(layer.scale, np.float32)))
+        stats.append(None)
+      else:
+        affine.append((np.asarray(layer.beta, np.float32), np.asarray(layer.gamma, np.float32)))
+        stats.append((np.asarray(layer.moving_mean, np.float64),
+                      np.asarray(layer.moving_variance, np.float64)))
+    return cls(convs, affine, stats, float(model.norm_layers()[0].epsilon))
+
+  def norm_coefficients(self, k, mean, var):
+    """(g, h) with norm_k(x) = g * x + h per channel, in float32."""
+    shift, scale = self.norm_affine[k]
+    g = scale.astype(np.float64) / np.sqrt(np.asarray(var, np.float64) + self.epsilon)
+    return g.astype(np.float32), (shift - np.asarray(mean, np.float64) * g).astype(np.float32)
+
+
+def _conv(x, kernel, bias, padding):
+  return tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, padding), bias)
+
+
+def _finish(x):
+  return tf.tanh(tf.cast(x, tf.float32)) * 0.58 + 0.5
+
+
+class Enhancer:
+  """Runs a generator's weights in float32, bfloat16 or float16 (convolutions in that
+  dtype; norm statistics and affine in float32, as `InstanceNorm` does)."""
+
+  def __init__(self, weights, precision="float32", jit_compile=False):
+    self.weights = weights
+    self.precision = resolve_precision(precision)
+    self.dtype = tf.as_dtype(self.precision)
+    self.store_dtype = self.dtype.as_numpy_dtype
+    self._convs = [(tf.constant(k, self.dtype), tf.constant(b, self.dtype))
+                   for k, b in weights.convs]
+    self._whole = tf.function(self._whole_fn, jit_compile=jit_compile, reduce_retracing=True)
+    self._first = tf.function(self._first_fn, jit_compile=jit_compile)
+    self._middle = tf.function(self._middle_fn, jit_compile=jit_compile)
+    self._last = tf.function(self._last_fn, jit_compile=jit_compile)
+
+  @classmethod
+  def from_model(cls, model, precision="float32", jit_compile=False):
+    return cls(GeneratorWeights.from_model(model), precision, jit_compile)
+
+  # Whole-image inference: the generator's graph (SPEC 1) on [B, H, W, 3] at once.
+
+  def _norm_whole(self, x, k):
+    x32 = tf.cast(x, tf.float32)
+    known = self.weights.norm_stats[k]
+    if known is None:
+      mean, var = tf.nn.moments(x32, axes=[1, 2], keepdims=True)
+    else:
+      mean, var = (tf.constant(v, tf.float32) for v in known)
+    shift, scale = self.weights.norm_affine[k]
+    y = (x32 - mean) * tf.math.rsqrt(var + self.weights.epsilon) * scale + shift
+    return tf.cast(tf.nn.relu(y), self.dtype)
+
+  def _whole_fn(self, images):
+    c = self._convs
+    x = tf.nn.relu(_conv(tf.cast(images, self.dtype), *c[0], "SAME"))
+    for b in range(4):
+      y = self._norm_whole(_conv(x, *c[1 + 2 * b], "SAME"), 2 * b)
+      x = x + self._norm_whole(_conv(y, *c[2 + 2 * b], "SAME"), 2 * b + 1)
+    x = tf.nn.relu(_conv(x, *c[9], "SAME"))
+    x = tf.nn.relu(_conv(x, *c[10], "SAME"))
+    return _finish(_conv(x, *c[11], "SAME"))
+
+  def whole(self, images):
+    """[B, H, W, 3] float32 in [0, 1] -> enhanced float32 [B, H, W, 3]."""
+    return self._whole(tf.convert_to_tensor(images, tf.float32)).numpy()
+
+  # Tiled stages. Each tile function gets its input with a halo, zeroes whatever lies
+  # outside the image before every convolution (SAME padding), runs VALID convolutions
+  # and returns the tile core plus that core's moments (over pixels inside the image).
+
+  @staticmethod
+  def _inside(shape, y0, x0, height, width):
+    """[h, w, 1] mask of the pixels of a tile at (y0, x0) that lie inside the image."""
+    rows = tf.range(shape[0]) + y0
+    cols = tf.range(shape[1]) + x0
+    r = tf.cast((rows >= 0) & (rows < height), tf.float32)
+    c = tf.cast((cols >= 0) & (cols < width), tf.float32)
+    return (r[:, None] * c[None, :])[..., None]
+
+  def _mask(self, x, origin, masked):
+    if not masked:
+      return x
+    return x * tf.cast(self._inside(tf.shape(x)[1:3], *origin), x.dtype)[None]
+
+  def _moments(self, a, origin, masked):
+    a32 = tf.cast(a[0], tf.float32)
+    if not masked:
+      mean, var = tf.nn.moments(a32, axes=[0, 1])
+      n = tf.cast(tf.shape(a32)[0] * tf.shape(a32)[1], tf.float32)
+      return n, mean, var * n
+    m = self._inside(tf.shape(a32)[:2], *origin)
+    n = tf.reduce_sum(m)
+    mean = tf.reduce_sum(a32 * m, axis=[0, 1]) / tf.maximum(n, 1.0)
+    return n, mean, tf.reduce_sum(tf.square((a32 - mean) * m), axis=[0, 1])
+
+  @staticmethod
+  def _origin(y0, x0, halo, height, width):
+    return (y0 - halo, x0 - halo, height, width)
+
+  def _first_fn(self, image, y0, x0, height, width, masked):
+    """Input tile (halo 5) -> (x0 core, block0's first pre-norm map, its moments)."""
+    c = self._convs
+    h = _FIRST_HALO
+    x = tf.nn.relu(_conv(tf.cast(image, self.dtype)[None], *c[0], "VALID"))
+    x = self._mask(x, self._origin(y0, x0, h - 4, height, width), masked)
+    a = _conv(x, *c[1], "VALID")
+    return x[0, 1:-1, 1:-1], a[0], self._moments(a, (y0, x0, height, width), masked)
+
+  def _middle_fn(self, a, skip, g, h, conv, y0, x0, height, width, masked):
+    """Stored pre-norm map (halo 1) -> norm, ReLU (+ residual input) -> next conv."""
+    x = tf.cast(tf.nn.relu(tf.cast(a, tf.float32) * g + h), self.dtype)[None]
+    if skip is not None:
+      x = x + skip[None]
+    x = self._mask(x, self._origin(y0, x0, 1, height, width), masked)
+    out = _conv(x, *conv, "VALID")
+    core = x[0, 1:-1, 1:-1] if skip is not None else None
+    return core, out[0], self._moments(out, (y0, x0, height, width), masked)
+
+  def _last_fn(self, a, skip, g, h, y0, x0, height, width, masked):
+    """Block3's last pre-norm map and input (halo 6) -> enhanced RGB core."""
+    c = self._convs
+    halo = _FINAL_HALO
+    x = tf.cast(tf.nn.relu(tf.cast(a, tf.float32) * g + h), self.dtype)[None] + skip[None]
+    x = self._mask(x, self._origin(y0, x0, halo, height, width), masked)
+    x = tf.nn.relu(_conv(x, *c[9], "VALID"))
+    x = self._mask(x, self._origin(y0, x0, halo - 1, height, width), masked)
+    x = tf.nn.relu(_conv(x, *c[10], "VALID"))
+    x = self._mask(x, self._origin(y0, x0, halo - 2, height, width), masked)
+    return _finish(_conv(x, *c[11], "VALID"))[0]
+
+  def tiled(self, image, out=None, tile=512, max_memory=None, tmp_dir=None):
+    """Enhances one [H, W, 3] image (uint8, uint16 or float in [0, 1]) in tiles of
+    `tile` x `tile` pixels. Writes into `out` ([H, W, 3], uint8, uint16 or float32;
+    created as float32 if None) and returns it. Activations are kept in RAM when
+    their 4 maps fit `max_memory` bytes (None: no limit), else in files in `tmp_dir`.
+    """
+    height, width = image.shape[:2]
+    if out is None:
+      out = np.empty((height, width, 3), np.float32)
+    plan = _TilePlan(height, width, tile)
+    item = np.dtype(self.store_dtype).itemsize
+    on_disk = (max_memory is not None
+               and 4 * height * width * _CH * item > max_memory - plan.working_bytes(item))
+    with _Storage(height, width, self.store_dtype, tmp_dir if on_disk else None) as storage:
+      self._run_stages(image, out, plan, storage)
+    return out
+
+  def _run_stages(self, image, out, plan, storage):
+    height, width = plan.height, plan.width
+    dims = (tf.constant(height), tf.constant(width))
+    scale = _input_scale(image.dtype)
+    skip = storage.new()  # residual input of the current block
+    a = storage.new()     # pre-norm map of the current stage
+    stats = _Moments()
+    for y0, x0, masked in plan.tiles():
+      src = _read_array(image, y0 - _FIRST_HALO, x0 - _FIRST_HALO, plan.th + 2 * _FIRST_HALO,
+                        plan.tw + 2 * _FIRST_HALO).astype(np.float32) * scale
+      x_core, a_core, m = self._first(src, tf.constant(y0), tf.constant(x0), *dims, masked)
+      skip.write(y0, x0, x_core.numpy())
+      a.write(y0, x0, a_core.numpy())
+      stats.add(*m)
+    for k in range(1, 8):
+      g, h = (tf.constant(v) for v in self.weights.norm_coefficients(k - 1, *stats.result(k - 1, self.weights)))
+      residual = k % 2 == 0  # norm k - 1 closes a block: add its input, start the next
+      conv = self._convs[k + 1]
+      a_next = storage.new()
+      skip_next = storage.new() if residual else None
+      stats = _Moments()
+      for y0, x0, masked in plan.tiles():
+        a_in = a.read(y0 - 1, x0 - 1, plan.th + 2, plan.tw + 2)
+        s_in = skip.read(y0 - 1, x0 - 1, plan.th + 2, plan.tw + 2) if residual else None
+        x_core, a_core, m = self._middle(a_in, s_in, g, h, conv, tf.constant(y0),
+                                         tf.constant(x0), *dims, masked)
+        if residual:
+          skip_next.write(y0, x0, x_core.numpy())
+        a_next.write(y0, x0, a_core.numpy())
+        stats.add(*m)
+      a.close()
+      a = a_next
+      if residual:
+        skip.close()
+        skip = skip_next
+    g, h = (tf.constant(v) for v in self.weights.norm_coefficients(7, *stats.result(7, self.weights)))
+    peak = np.iinfo(out.dtype).max if out.dtype.kind == "u" else None
+    for y0, x0, masked in plan.tiles():
+      size = (plan.th + 2 * _FINAL_HALO, plan.tw + 2 * _FINAL_HALO)
+      rgb = self._last(a.read(y0 - _FINAL_HALO, x0 - _FINAL_HALO, *size),
+                       skip.read(y0 - _FINAL_HALO, x0 - _FINAL_HALO, *size), g, h,
+                       tf.constant(y0), tf.constant(x0), *dims, masked).numpy()
+      rgb = rgb[:min(plan.th, height - y0), :min(plan.tw, width - x0)]
+      if peak is not None:
+        rgb = np.rint(np.clip(rgb, 0.0, 1.0) * peak)
+      out[y0:y0 + rgb.shape[0], x0:x0 + rgb.shape[1]] = rgb
+    a.close()
+    skip.close()
+
+
+def _input_scale(dtype):
+  return 1.0 / np.iinfo(dtype).max if np.dtype(dtype).kind == "u" else 1.0
+
+
+def _read_array(array, y0, x0, h, w):
+  """array[y0:y0+h, x0:x0+w] with zeros where the window leaves the array."""
+  buf = np.zeros((h, w) + array.shape[2:], array.dtype)
+  ys, ye = max(y0, 0), min(y0 + h, array.shape[0])
+  xs, xe = max(x0, 0), min(x0 + w, array.shape[1])
+  if ys < ye and xs < xe:
+    buf[ys - y0:ye - y0, xs - x0:xe - x0] = array[ys:ye, xs:xe]
+  return buf
+
+
+class _Moments:
+  """Per-channel count, mean and M2 combined over tiles in float64 (Chan et al.)."""
+
+  def __init__(self):
+    self.n, self.mean, self.m2 = 0.0, 0.0, 0.0
+
+  def add(self, n, mean, m2):
+    n = float(n)
+    if n == 0:
+      return
+    mean, m2 = np.asarray(mean, np.float64), np.asarray(m2, np.float64)
+    total = self.n + n
+    delta = mean - self.mean
+    self.mean = self.mean + delta * (n / total)
+    self.m2 = self.m2 + m2 + delta * delta * (self.n * n / total)
+    self.n = total
+
+  def result(self, k, weights):
+    """(mean, variance) of norm layer k: measured (instance) or fixed (batch norm)."""
+    if weights.norm_stats[k] is not None:
+      return weights.norm_stats[k]
+    return self.mean, self.m2 / self.n
+
+
+class _TilePlan:
+  """Tiles of th x tw covering the image; a tile is `masked` when its largest window
+  (the core plus the tail's halo) leaves the image."""
+
+  def __init__(self, height, width, tile):
+    if tile < 1:
+      raise DpedError(f"tile size must be positive, got {tile}")
+    self.height, self.width = height, width
+    rows, cols = math.ceil(height / tile), math.ceil(width / tile)
+    self.th, self.tw = math.ceil(height / rows), math.ceil(width / cols)
+    self.rows, self.cols = rows, cols
+
+  def tiles(self):
+    for i in range(self.rows):
+      for j in range(self.cols):
+        y0, x0 = i * self.th, j * self.tw
+        masked = (min(y0, x0) < _FINAL_HALO or y0 + self.th + _FINAL_HALO > self.height
+                  or x0 + self.tw + _FINAL_HALO > self.width)
+        yield y0, x0, masked
+
+  def working_bytes(self, item):
+    """What one tile's stage needs at most: the tail's inputs and 3 maps in flight."""
+    halo = 2 * _FINAL_HALO
+    return 6 * (self.th + halo) * (self.tw + halo) * _CH * max(item, 4)
+
+
+class _Storage:
+  """Creates [H, W, 64] maps in RAM or in unlinked files under `tmp_dir`."""
+
+  def __init__(self, height, width, dtype, tmp_dir):
+    self.shape = (height, width, _CH)
+    self.dtype = dtype
+    self.tmp_dir = tmp_dir
+    self.maps = []
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    for m in self.maps:
+      m.close()
+
+  def new(self):
+    m = _FileMap(self.shape, self.dtype, self.tmp_dir) if self.tmp_dir else _RamMap(
+        self.shape, self.dtype)
+    self.maps.append(m)
+    return m
+
+
+class _RamMap:
+
+  def __init__(self, shape, dtype):
+    self.array = np.empty(shape, dtype)
+
+  def read(self, y0, x0, h, w):
+    return _read_array(self.array, y0, x0, h, w)
+
+  def write(self, y0, x0, core):
+    h = min(core.shape[0], self.array.shape[0] - y0)
+    w = min(core.shape[1], self.array.shape[1] - x0)
+    self.array[y0:y0 + h, x0:x0 + w] = core[:h, :w]
+
+  def close(self):
+    self.array = None
+
+
+class _FileMap:
+  """A map in an unlinked temporary file, read and written row by row with pread and
+  pwrite (no mmap: file pages never count as the process's resident memory)."""
+
+  def __init__(self, shape, dtype, tmp_dir):
+    self.shape, self.dtype = shape, np.dtype(dtype)
+    self.row = shape[1] * shape[2] * self.dtype.itemsize
+    self.pixel = shape[2] * self.dtype.itemsize
+    try:
+      fd, path = tempfile.mkstemp(prefix="dped-tiles-", dir=tmp_dir)
+      os.unlink(path)
+      os.ftruncate(fd, shape[0] * self.row)
+    except OSError as e:
+      raise DpedError(f"{tmp_dir}: cannot create a temporary tile file ({e.strerror})") from None
+    self.fd = fd
+
+  def read(self, y0, x0, h, w):
+    buf = np.zeros((h, w, self.shape[2]), self.dtype)
+    ys, ye = max(y0, 0), min(y0 + h, self.shape[0])
+    xs, xe = max(x0, 0), min(x0 + w, self.shape[1])
+    raw = buf.view(np.uint8).reshape(h, w * self.pixel)
+    for y in range(ys, ye):
+      view = raw[y - y0, (xs - x0) * self.pixel:(xe - x0) * self.pixel]
+      os.preadv(self.fd, [view], y * self.row + xs * self.pixel)
+    return buf
+
+  def write(self, y0, x0, core):
+    h = min(core.shape[0], self.shape[0] - y0)
+    w = min(core.shape[1], self.shape[1] - x0)
+    raw = np.ascontiguousarray(core[:h, :w]).view(np.uint8).reshape(h, w * self.pixel)
+    for r in range(h):
+      os.pwritev(self.fd, [raw[r]], (y0 + r) * self.row + x0 * self.pixel)
+
+  def close(self):
+    if self.fd is not None:
+      os.close(self.fd)
+      self.fd = None
