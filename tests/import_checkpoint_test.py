@@ -1,0 +1,124 @@
+"""`dped-tf import-checkpoint` against a TF1 checkpoint written the authors' way (SPEC 1)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from skimage import data as skdata
+
+from dped_tf import cli
+from dped_tf.modeling.generator import load_generator
+
+# SPEC 1, written out: the 40 names of a released generator checkpoint.
+SPEC_NAMES = ({f"generator/W{i}" for i in range(1, 13)} | {f"generator/b{i}" for i in range(1, 13)}
+              | {"generator/Variable"} | {f"generator/Variable_{n}" for n in range(1, 16)})
+
+
+def _authors_generator(images, rng):
+  """The released generator as the authors' TF1 graph code: `tf.Variable`s created in
+  layer order, the instance-norm shift and scale unnamed; plain `tf.nn` ops (SPEC 1).
+  Random weights of realistic scale so that every variable moves the output."""
+
+  def conv(x, i, k, cin, cout):
+    w = tf.compat.v1.Variable(
+        rng.normal(0, (k * k * cin) ** -0.5, (k, k, cin, cout)).astype(np.float32), name=f"W{i}")
+    b = tf.compat.v1.Variable(rng.normal(0, 0.05, cout).astype(np.float32), name=f"b{i}")
+    return tf.nn.conv2d(x, w, strides=[1, 1, 1, 1], padding="SAME") + b
+
+  def instance_norm(x):
+    mu, sigma_sq = tf.nn.moments(x, [1, 2], keepdims=True)
+    shift = tf.compat.v1.Variable(rng.normal(0, 0.2, 64).astype(np.float32))
+    scale = tf.compat.v1.Variable((1 + rng.normal(0, 0.2, 64)).astype(np.float32))
+    return scale * (x - mu) / (sigma_sq + 1e-3) ** 0.5 + shift
+
+  with tf.compat.v1.variable_scope("generator"):
+    c = tf.nn.relu(conv(images, 1, 9, 3, 64))
+    for i in (2, 4, 6, 8):
+      y = tf.nn.relu(instance_norm(conv(c, i, 3, 64, 64)))
+      c = tf.nn.relu(instance_norm(conv(y, i + 1, 3, 64, 64))) + c
+    c = tf.nn.relu(conv(c, 10, 3, 64, 64))
+    c = tf.nn.relu(conv(c, 11, 3, 64, 64))
+    return tf.nn.tanh(conv(c, 12, 9, 64, 3)) * 0.58 + 0.5
+
+
+def write_authors_checkpoint(prefix, image):
+  """Saves the TF1 graph's variables with `tf.compat.v1.train.Saver` (names = op names);
+  returns (checkpoint names, the graph's output for `image`)."""
+  graph = tf.Graph()
+  with graph.as_default():
+    enhanced = _authors_generator(tf.constant(image[None]), np.random.default_rng(1))
+    saver = tf.compat.v1.train.Saver()
+    with tf.compat.v1.Session(graph=graph) as sess:
+      sess.run(tf.compat.v1.global_variables_initializer())
+      expected = sess.run(enhanced)[0]
+      saver.save(sess, prefix, write_meta_graph=False)
+  return {name for name, _ in tf.train.list_variables(prefix)}, expected
+
+
+def write_named_checkpoint(prefix, arrays):
+  """A TF1 checkpoint holding exactly `arrays` (name -> array)."""
+  graph = tf.Graph()
+  with graph.as_default():
+    var_list = {name: tf.compat.v1.Variable(a) for name, a in arrays.items()}
+    saver = tf.compat.v1.train.Saver(var_list=var_list)
+    with tf.compat.v1.Session(graph=graph) as sess:
+      sess.run(tf.compat.v1.global_variables_initializer())
+      saver.save(sess, prefix, write_meta_graph=False)
+
+
+def _spec_arrays():
+  arrays = {name: np.zeros(64, np.float32) for name in SPEC_NAMES}
+  for i in range(1, 13):
+    k = 9 if i in (1, 12) else 3
+    arrays[f"generator/W{i}"] = np.zeros((k, k, 3 if i == 1 else 64, 3 if i == 12 else 64),
+                                         np.float32)
+  arrays["generator/b12"] = np.zeros(3, np.float32)
+  return arrays
+
+
+def test_import_matches_the_authors_graph_on_a_photo(tmp_path, capsys):
+  image = skdata.chelsea()[100:164, 150:246].astype(np.float32) / 255.0  # 64x96 real photo
+  prefix = str(tmp_path / "iphone_orig")
+  names, expected = write_authors_checkpoint(prefix, image)
+  assert names == SPEC_NAMES
+  assert expected.std() > 0.05  # a non-trivial output, sensitive to every weight
+
+  out = str(tmp_path / "imported.keras")
+  assert cli.main(["dped-tf", "import-checkpoint", "--checkpoint", prefix, "--out", out]) == 0
+  assert "401,475 parameters" in capsys.readouterr().out
+  generator = load_generator(out)
+  assert generator.norm == "instance"
+  got = generator(image[None], training=False).numpy()[0]
+  assert np.abs(got - expected).max() <= 1e-4
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda a: a.pop("generator/Variable_15"), "missing 1 (generator/Variable_15)"),
+    (lambda a: a.update({"generator/W1": np.zeros((9, 9, 3, 32), np.float32)}),
+     "wrong shape (generator/W1 [9, 9, 3, 32] expected [9, 9, 3, 64])"),
+    (lambda a: a.update({"discriminator/W1": np.zeros(3, np.float32)}),
+     "1 unexpected (discriminator/W1)"),
+])
+def test_not_a_generator_checkpoint_is_one_line_naming_the_problem(tmp_path, capsys, change,
+                                                                   message):
+  arrays = _spec_arrays()
+  change(arrays)
+  prefix = str(tmp_path / "ckpt")
+  write_named_checkpoint(prefix, arrays)
+  out = tmp_path / "m.keras"
+  assert cli.main(["dped-tf", "import-checkpoint", "--checkpoint", prefix, "--out",
+                   str(out)]) == 2
+  err = capsys.readouterr().err.strip()
+  assert err.count("\n") == 0
+  assert "not a DPED generator checkpoint" in err and message in err
+  assert not out.exists()
+
+
+def test_unreadable_checkpoint_and_existing_output_are_refused(tmp_path, capsys):
+  out = tmp_path / "m.keras"
+  assert cli.main(["dped-tf", "import-checkpoint", "--checkpoint", str(tmp_path / "none"),
+                   "--out", str(out)]) == 2
+  assert "not a readable TF checkpoint" in capsys.readouterr().err
+  out.write_bytes(b"keep")
+  assert cli.main(["dped-tf", "import-checkpoint", "--checkpoint", str(tmp_path / "none"),
+                   "--out", str(out)]) == 2
+  assert "exists" in capsys.readouterr().err and out.read_bytes() == b"keep"
