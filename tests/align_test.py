@@ -191,14 +191,18 @@ def test_align_command_skips_unrelated_photos_with_status_0(photo_pairs, tmp_pat
   dslr_dir.mkdir()
   for folder, name in ((phone_dir, "unrelated.png"), (dslr_dir, "unrelated.png")):
     shutil.copy(photo_pairs / folder.name / name, folder / name)
+  (phone_dir / "broken.jpg").write_bytes(b"\xff\xd8 not really a JPEG")
+  shutil.copy(photo_pairs / "dslr" / "moto.png", dslr_dir / "broken.png")
   out = tmp_path / "out"
   assert run_cli(f"--phone_dir={phone_dir}", f"--dslr_dir={dslr_dir}", "--phone=iphone",
                  f"--out={out}") == 0
   printed = capsys.readouterr().out
   assert "unrelated" in printed and "SKIPPED: too few matches" in printed
+  assert f"SKIPPED: unreadable image: {phone_dir / 'broken.jpg'}" in printed
   assert "no TFRecords written" in printed
   with open(out / "iphone" / align.REPORT) as f:
-    (photo,) = json.load(f)["photos"]
+    broken, photo = json.load(f)["photos"]
+  assert broken["status"] == "skipped" and broken["name"] == "broken"
   assert photo["status"] == "skipped" and photo["reprojection_px"] is None
   assert not os.listdir(out / "iphone" / "training_data" / "iphone")
 

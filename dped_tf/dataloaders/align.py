@@ -295,18 +295,8 @@ def assign_splits(pairs, test_fraction, seed):
   return [(n, pp, dp, s or ("test" if n in test else "train")) for n, pp, dp, s in pairs]
 
 
-def _process(pair, cfg):
-  name, phone_path, dslr_path, split = pair
-  phone, dslr = read_image(phone_path), read_image(dslr_path)
-  if phone is None or dslr is None:
-    result = PairResult(reason=f"unreadable image: {phone_path if phone is None else dslr_path}")
-  else:
-    result = align_pair(phone, dslr, cfg)
-  return pair, result
-
-
-def _encode_jpeg(rgb):
-  ok, data = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+def encode_jpeg(rgb, quality=JPEG_QUALITY):
+  ok, data = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
   assert ok
   return data.tobytes()
 
@@ -332,33 +322,53 @@ def publish(tmp, final):
   shutil.rmtree(old, ignore_errors=True)
 
 
-def write_layout(root, phone, photos, split_of, full_size):
-  """Writes DPED-layout patches (SPEC 5) under `root`: `photos` is [(name, patches)] in
-  order; patches get consecutive indices per split. `full_size` is [(name, path)] of
-  phone photos to copy to full_size_test_images. Returns {split: pairs written}."""
-  counts = {"train": 0, "test": 0}
-  for split in counts:
+def make_layout(root, phone):
+  for split in ("train", "test"):
     for d in dped_folder.split_dirs(root, phone, split):
       os.makedirs(d, exist_ok=True)
-  for name, patches in photos:
-    split = split_of[name]
-    phone_dir, dslr_dir = dped_folder.split_dirs(root, phone, split)
-    for phone_patch, dslr_patch in patches:
-      i = counts[split]
-      for folder, patch in ((phone_dir, phone_patch), (dslr_dir, dslr_patch)):
-        with open(os.path.join(folder, f"{i}.jpg"), "wb") as f:
-          f.write(_encode_jpeg(patch))
+  os.makedirs(dped_folder.full_size_dir(root, phone), exist_ok=True)
+
+
+def save_patches(root, phone, split, tag, patches):
+  """Writes (phone, dslr) uint8 RGB patch pairs of one photo as `<tag>_<j>.jpg` in the
+  two folders of `split` (SPEC 5); `number_patches` gives them their final names."""
+  for j, pair in enumerate(patches):
+    for folder, patch in zip(dped_folder.split_dirs(root, phone, split), pair):
+      with open(os.path.join(folder, f"{tag}_{j}.jpg"), "wb") as f:
+        f.write(encode_jpeg(patch))
+
+
+def number_patches(root, phone, photos):
+  """Renames `<tag>_<j>.jpg` to consecutive `<i>.jpg` per split, in the order of `photos`
+  [(tag, split, count)]; returns {split: pairs}."""
+  counts = {"train": 0, "test": 0}
+  for tag, split, count in photos:
+    for j in range(count):
+      for folder in dped_folder.split_dirs(root, phone, split):
+        os.replace(os.path.join(folder, f"{tag}_{j}.jpg"),
+                   os.path.join(folder, f"{counts[split]}.jpg"))
       counts[split] += 1
-  full_dir = dped_folder.full_size_dir(root, phone)
-  os.makedirs(full_dir, exist_ok=True)
-  for name, path in full_size:
-    target = os.path.join(full_dir, f"{name}.jpg")
-    if path.lower().endswith((".jpg", ".jpeg")):
-      shutil.copyfile(path, target)
+  return counts
+
+
+def _process(pair, tag, cfg, root, phone):
+  """Aligns one pair and writes its patches; returns the result without pixels."""
+  name, phone_path, dslr_path, split = pair
+  phone_image, dslr_image = read_image(phone_path), read_image(dslr_path)
+  if phone_image is None or dslr_image is None:
+    bad = phone_path if phone_image is None else dslr_path
+    return PairResult(reason=f"unreadable image: {bad}")
+  result = align_pair(phone_image, dslr_image, cfg)
+  save_patches(root, phone, split, tag, result.patches)
+  if split == "test" and result.kept:
+    target = os.path.join(dped_folder.full_size_dir(root, phone), f"{name}.jpg")
+    if phone_path.lower().endswith((".jpg", ".jpeg")):
+      shutil.copyfile(phone_path, target)
     else:
       with open(target, "wb") as f:
-        f.write(_encode_jpeg(read_image(path)))
-  return counts
+        f.write(encode_jpeg(phone_image))
+  result.patches = []
+  return result
 
 
 def align_photos(pairs, out_dir, phone, cfg=AlignConfig(), workers=None, overwrite=False,
@@ -371,23 +381,21 @@ def align_photos(pairs, out_dir, phone, cfg=AlignConfig(), workers=None, overwri
   tmp = os.path.join(out_dir, f".{phone}.tmp-{os.getpid()}")
   shutil.rmtree(tmp, ignore_errors=True)
   try:
-    results = {}
+    make_layout(tmp, phone)
     with concurrent.futures.ThreadPoolExecutor(workers or os.cpu_count()) as pool:
-      futures = [pool.submit(_process, pair, cfg) for pair in pairs]
-      for done, future in enumerate(concurrent.futures.as_completed(futures), start=1):
-        pair, result = future.result()
-        results[pair[0]] = result
+      futures = [pool.submit(_process, pair, k, cfg, tmp, phone)
+                 for k, pair in enumerate(pairs)]
+      for done, _ in enumerate(concurrent.futures.as_completed(futures), start=1):
         if progress:
           progress.update(done)
-    split_of = {n: s for n, _, _, s in pairs}
-    photos = [(n, results[n].patches) for n, _, _, _ in pairs]
-    full_size = [(n, pp) for n, pp, _, s in pairs if s == "test" and results[n].kept]
-    counts = write_layout(tmp, phone, photos, split_of, full_size)
+    results = [f.result() for f in futures]
+    counts = number_patches(tmp, phone, [(k, pair[3], r.kept)
+                                         for k, (pair, r) in enumerate(zip(pairs, results))])
     report = {
         "config": dataclasses.asdict(cfg),
         "patches": counts,
-        "photos": [{"name": n, "phone": pp, "dslr": dp, "split": s, **results[n].report()}
-                   for n, pp, dp, s in pairs],
+        "photos": [{"name": n, "phone": pp, "dslr": dp, "split": s, **r.report()}
+                   for (n, pp, dp, s), r in zip(pairs, results)],
     }
     with open(os.path.join(tmp, phone, REPORT), "w") as f:
       json.dump(report, f, indent=1)

@@ -106,22 +106,25 @@ def build_sample(out_dir, phone, patch_size=100, train_patches=1500, test_patche
   tmp = os.path.join(out_dir, f".{phone}.tmp-{os.getpid()}")
   shutil.rmtree(tmp, ignore_errors=True)
   try:
-    per_photo, full_size = [], []
+    align.make_layout(tmp, phone)
+    order, test_pairs = [], []
     for split, total in (("train", train_patches), ("test", test_patches)):
       counts = split_counts(total, [photos[n].shape[0] * photos[n].shape[1]
                                     for n in PHOTOS[split]])
       for name, count in zip(PHOTOS[split], counts):
-        rng = np.random.default_rng([seed, names.index(name)])
+        tag = names.index(name)
+        rng = np.random.default_rng([seed, tag])
         view = phone_view(photos[name], profile, int(rng.integers(2**31)))
-        per_photo.append((name, random_crops(view, photos[name], count, patch_size, rng)))
+        patches = random_crops(view, photos[name], count, patch_size, rng)
+        align.save_patches(tmp, phone, split, tag, patches)
+        order.append((tag, split, count))
         if split == "test":
-          full_size.append((os.path.splitext(name)[0], view))
-    split_of = {n: s for s in PHOTOS for n in PHOTOS[s]}
-    written = align.write_layout(tmp, phone, per_photo, split_of, [])
-    full_dir = dped_folder.full_size_dir(tmp, phone)
-    for stem, view in full_size:
-      cv2.imwrite(os.path.join(full_dir, f"{stem}.jpg"), view[..., ::-1],
-                  [cv2.IMWRITE_JPEG_QUALITY, align.JPEG_QUALITY])
+          test_pairs += patches
+          path = os.path.join(dped_folder.full_size_dir(tmp, phone),
+                              f"{os.path.splitext(name)[0]}.jpg")
+          with open(path, "wb") as f:
+            f.write(align.encode_jpeg(view))
+    written = align.number_patches(tmp, phone, order)
     align.publish(os.path.join(tmp, phone), final)
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
@@ -129,7 +132,6 @@ def build_sample(out_dir, phone, patch_size=100, train_patches=1500, test_patche
   tfrecord_dir = os.path.join(final, "tfrecords")
   tfrecords.convert_dped_folder(out_dir, phone, tfrecord_dir, patch_size, pairs_per_shard,
                                 extra_meta={"sample": description})
-  psnr, ssim = patch_metrics([p for n, patches in per_photo if split_of[n] == "test"
-                              for p in patches])
+  psnr, ssim = patch_metrics(test_pairs)
   return {"phone": phone, "train": written["train"], "test": written["test"],
           "psnr": psnr, "ssim": ssim, "tfrecords": tfrecord_dir, "sample": description}
