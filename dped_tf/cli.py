@@ -43,6 +43,20 @@ def _usage():
   return "\n".join(lines)
 
 
+def _import_tensorflow_quietly():
+  """TF 2.21 prints C++ start-up lines (oneDNN, CUDA probing) that TF_CPP_MIN_LOG_LEVEL
+  does not silence; import it and probe devices with file descriptor 2 muted."""
+  saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+  os.dup2(devnull, 2)
+  try:
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    tf.config.list_physical_devices("GPU")
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
+    os.close(devnull)
+
+
 def main(argv):
   """Runs one command; returns the process exit status."""
   if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
@@ -65,6 +79,8 @@ def main(argv):
   except flags.Error as e:
     print(f"dped-tf {name}: error: {e}", file=sys.stderr)
     return 2
+  if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") != "0":
+    _import_tensorflow_quietly()
   logging.use_absl_handler()
   logging.set_verbosity(logging.INFO)
   try:

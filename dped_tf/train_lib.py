@@ -22,15 +22,14 @@ from dped_tf.modeling.vgg import load_content_network
 NUM_FIXED_CROPS = 5
 
 
-def build_trainer(cfg: TrainConfig, content_network=None):
+def build_trainer(cfg: TrainConfig, vgg=None):
   """A compiled `DPEDTrainer` with built networks and optimizers, under `cfg.precision`.
 
-  Returns (trainer, vgg_source); vgg_source is None when `content_network` is given.
+  `vgg`: (content network, VGGSource) already loaded, else loaded from `cfg.vgg_weights`.
+  Returns (trainer, vgg_source).
   """
   precision.set_policy(cfg.precision)
-  vgg_source = None
-  if content_network is None:
-    content_network, vgg_source = load_content_network(cfg.vgg_weights, seed=cfg.seed)
+  content_network, vgg_source = vgg or load_content_network(cfg.vgg_weights, seed=cfg.seed)
   keras.utils.set_random_seed(cfg.seed)
   generator, discriminator = Generator(norm=cfg.norm), Discriminator()
   generator.build((None, None, None, 3))
@@ -86,7 +85,7 @@ def _write_summary(model_dir, cfg, warnings, step, metrics):
   tfrecords.atomic_write_bytes(os.path.join(model_dir, "summary.md"), "\n".join(lines).encode())
 
 
-def train(cfg: TrainConfig, tfrecord_dir, model_dir, jit_compile=False):
+def train(cfg: TrainConfig, tfrecord_dir, model_dir, jit_compile=False, vgg=None):
   """Runs (or resumes) training; returns the last evaluation metrics.
 
   `model_dir` receives `checkpoints/` (generator, critic, both optimizers, step),
@@ -102,8 +101,8 @@ def train(cfg: TrainConfig, tfrecord_dir, model_dir, jit_compile=False):
   for sub in ("checkpoints", "images", "logs"):
     os.makedirs(os.path.join(model_dir, sub), exist_ok=True)
 
-  trainer, vgg_source = build_trainer(cfg)
-  warnings = [vgg_source.warning] if vgg_source and vgg_source.warning else []
+  trainer, vgg_source = build_trainer(cfg, vgg)
+  warnings = [vgg_source.warning] if vgg_source.warning else []
   warnings += [f"training data is the embedded sample ({meta['sample']}), not DPED"
                ] if meta.get("sample") else []
   for w in warnings:
@@ -133,7 +132,7 @@ def train(cfg: TrainConfig, tfrecord_dir, model_dir, jit_compile=False):
   writer = tf.summary.create_file_writer(os.path.join(model_dir, "logs"))
   with open(os.path.join(model_dir, "run.json"), "w") as f:
     json.dump({"config": dataclasses.asdict(cfg), "warnings": warnings,
-               "vgg_source": dataclasses.asdict(vgg_source) if vgg_source else None,
+               "vgg_source": dataclasses.asdict(vgg_source),
                "data": tfrecord_dir, "start_step": start}, f, indent=1)
 
   progbar = keras.utils.Progbar(cfg.iterations, stateful_metrics=list(trainer.trackers))

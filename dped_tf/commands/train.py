@@ -72,13 +72,13 @@ def main(fv, argv):
         seed=fv.seed)
   except ValueError as e:
     raise DpedError(str(e)) from None
-  # Fail on unusable VGG weights before spending time on data conversion.
-  if cfg.vgg_weights not in ("imagenet", "none") and not os.path.isfile(cfg.vgg_weights):
-    raise DpedError(f"{cfg.vgg_weights}: VGG-19 weights file not found")
   from dped_tf import train_lib  # pylint: disable=import-outside-toplevel
   from dped_tf.dataloaders import tfrecords  # pylint: disable=import-outside-toplevel
+  from dped_tf.modeling import vgg  # pylint: disable=import-outside-toplevel
+  # Unusable VGG weights fail before any time goes into data conversion.
+  content = vgg.load_content_network(cfg.vgg_weights, seed=cfg.seed)
   if not has_records:
     print(f"Converting {fv.dped_dir} ({fv.phone}) to TFRecords in {tfrecord_dir}")
     tfrecords.convert_dped_folder(fv.dped_dir, fv.phone, tfrecord_dir, cfg.patch_size)
   train_lib.train(cfg, tfrecord_dir, fv.model_dir or os.path.join("runs", fv.phone),
-                  jit_compile=fv.xla)
+                  jit_compile=fv.xla, vgg=content)
