@@ -403,3 +403,49 @@ class _FileMap:
     if self.fd is not None:
       os.close(self.fd)
       self.fd = None
+
+
+# Bytes per pixel: photo buffers (decoded input, uint8/16 output, encoder copy) and
+# whole-image inference (the float32 input and the live 64-channel maps).
+_IMAGE_BYTES_PER_PIXEL = 16
+_WHOLE_BYTES_PER_PIXEL = 1536
+
+
+@dataclasses.dataclass
+class MemorySettings:
+  """How `enhance` may use memory: `budget` bytes for photo buffers and activations,
+  the tile side (0: derived from the budget), the mode (auto: whole-image inference
+  when it fits the budget, else tiled) and the folder for activations over budget."""
+  budget: int = 1536 * 2**20
+  tile: int = 0
+  mode: str = "auto"
+  tmp_dir: str = None
+
+  def max_pixels(self):
+    """The largest photo whose buffers take at most half the budget."""
+    return self.budget // (2 * _IMAGE_BYTES_PER_PIXEL)
+
+  def tile_side(self):
+    """Largest tile whose working set fits a quarter of the budget, within 64..512."""
+    if self.tile:
+      return self.tile
+    side = int(math.sqrt(self.budget / 4 / (6 * _CH * 4))) - 2 * _FINAL_HALO
+    return max(64, min(512, side))
+
+  def use_whole(self, height, width):
+    if self.mode == "auto":
+      return height * width * (_WHOLE_BYTES_PER_PIXEL + _IMAGE_BYTES_PER_PIXEL) <= self.budget
+    return self.mode == "whole"
+
+
+def enhance(enhancer, pixels, out_dtype, settings=None):
+  """Enhances an [H, W, 3] uint8/uint16 photo; returns [H, W, 3] of `out_dtype`."""
+  settings = settings or MemorySettings()
+  height, width = pixels.shape[:2]
+  if settings.use_whole(height, width):
+    rgb = enhancer.whole(pixels[None].astype(np.float32) * _input_scale(pixels.dtype))[0]
+    return np.rint(np.clip(rgb, 0.0, 1.0) * np.iinfo(out_dtype).max).astype(out_dtype)
+  out = np.empty((height, width, 3), out_dtype)
+  activations = settings.budget - height * width * _IMAGE_BYTES_PER_PIXEL
+  return enhancer.tiled(pixels, out, settings.tile_side(), activations,
+                        settings.tmp_dir or tempfile.gettempdir())

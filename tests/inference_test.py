@@ -1,0 +1,133 @@
+"""Whole-image and exact tiled inference (SPEC 1): equal to the Keras generator."""
+
+import numpy as np
+import pytest
+
+from dped_tf import inference
+from dped_tf.modeling.generator import Generator
+
+
+def lively_generator(norm="instance", seed=0):
+  """A generator with He-scaled random weights and non-trivial norm parameters, so that
+  every layer (and the instance-norm statistics) matters to the output."""
+  rng = np.random.default_rng(seed)
+  model = Generator(norm=norm)
+  model.build((None, None, None, 3))
+  for conv in model.conv_layers():
+    k = conv.kernel.shape
+    conv.kernel.assign(rng.normal(0, np.sqrt(2 / (k[0] * k[1] * k[2])), k))
+    conv.bias.assign(rng.normal(0, 0.1, k[3]))
+  for layer in model.norm_layers():
+    if norm == "instance":
+      layer.shift.assign(rng.normal(0, 0.3, 64))
+      layer.scale.assign(rng.uniform(0.5, 1.5, 64))
+    else:
+      layer.beta.assign(rng.normal(0, 0.3, 64))
+      layer.gamma.assign(rng.uniform(0.5, 1.5, 64))
+      layer.moving_mean.assign(rng.normal(0, 0.5, 64))
+      layer.moving_variance.assign(rng.uniform(0.5, 2.0, 64))
+  return model
+
+
+@pytest.fixture(scope="module")
+def model():
+  return lively_generator()
+
+
+def photo(height, width, seed=1):
+  """Smooth random colours plus noise, in [0, 1]."""
+  rng = np.random.default_rng(seed)
+  y, x = np.mgrid[0:height, 0:width] / max(height, width)
+  base = np.stack([np.sin(3 * x + 1), np.cos(5 * y), np.sin(2 * x * y + 2)], -1) * 0.4 + 0.5
+  return np.clip(base + rng.normal(0, 0.05, base.shape), 0, 1).astype(np.float32)
+
+
+def test_whole_image_matches_the_keras_generator(model):
+  image = photo(33, 47)
+  expected = model(image[None]).numpy()
+  got = inference.Enhancer.from_model(model).whole(image[None])
+  assert expected.std() > 0.05  # the output depends on the input
+  np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("tile,on_disk", [(5, False), (7, True), (64, False)])
+def test_tiled_equals_whole_image(model, tmp_path, tile, on_disk):
+  """Tiles far smaller than the receptive field (many tiles, halos crossing several
+  tiles and the border) still give the whole-image result: the statistics are exact."""
+  image = photo(29, 41)
+  expected = model(image[None]).numpy()[0]
+  enhancer = inference.Enhancer.from_model(model)
+  got = enhancer.tiled(image, tile=tile, max_memory=1 if on_disk else None,
+                       tmp_dir=str(tmp_path))
+  assert np.abs(got - expected).max() <= 1e-3
+  assert not list(tmp_path.iterdir())  # temporary files are unlinked
+
+
+def test_naive_tiling_would_differ(model):
+  """Control: enhancing tiles independently changes the result (why stats are global)."""
+  image = photo(32, 32)
+  enhancer = inference.Enhancer.from_model(model)
+  whole = enhancer.whole(image[None])[0]
+  halves = np.concatenate([enhancer.whole(image[None, :, :16])[0],
+                           enhancer.whole(image[None, :, 16:])[0]], axis=1)
+  assert np.abs(halves - whole).max() > 0.01
+
+
+def test_tiled_batch_norm_matches_keras():
+  model = lively_generator("batch", seed=3)
+  image = photo(21, 18)
+  expected = model(image[None], training=False).numpy()[0]
+  got = inference.Enhancer.from_model(model).tiled(image, tile=6)
+  assert np.abs(got - expected).max() <= 1e-3
+
+
+def test_bfloat16_tiled_equals_bfloat16_whole(model):
+  image = photo(24, 30)
+  enhancer = inference.Enhancer.from_model(model, "bfloat16")
+  whole = enhancer.whole(image[None])[0]
+  tiled = enhancer.tiled(image, tile=8)
+  assert np.abs(tiled - whole).max() <= 0.02  # bfloat16 rounding, summation order
+
+
+def test_enhance_uint8_and_uint16_outputs(model):
+  image = photo(20, 26)
+  pixels8 = np.rint(image * 255).astype(np.uint8)
+  enhancer = inference.Enhancer.from_model(model)
+  expected = enhancer.whole(pixels8[None].astype(np.float32) / 255)[0]
+  tiled = inference.MemorySettings(tile=9, mode="tiled")
+  for dtype in (np.uint8, np.uint16):
+    peak = np.iinfo(dtype).max
+    for settings in (tiled, inference.MemorySettings(mode="whole")):
+      got = inference.enhance(enhancer, pixels8, dtype, settings)
+      assert got.dtype == dtype and got.shape == (20, 26, 3)
+      assert np.abs(got / peak - np.clip(expected, 0, 1)).max() <= 1e-3 + 0.5 / peak
+
+
+def test_auto_mode_and_tile_side_follow_the_budget():
+  small = inference.MemorySettings(budget=64 * 2**20)
+  large = inference.MemorySettings(budget=8 * 2**30)
+  assert not small.use_whole(2000, 2000) and large.use_whole(1000, 1000)
+  assert 64 <= small.tile_side() < large.tile_side() <= 512
+  assert small.max_pixels() < 6000 * 4000 <= inference.MemorySettings().max_pixels()
+
+
+def test_tiled_memory_stays_bounded(model, tmp_path):
+  """1 MP in bfloat16 with a 64 MB budget: the peak RSS grows far less than the 4
+  full-size activation maps (4 x 128 MB) that whole-image staging would hold."""
+  image = (photo(1024, 1024) * 255).astype(np.uint8)
+  enhancer = inference.Enhancer.from_model(model, "bfloat16")
+  settings = inference.MemorySettings(budget=64 * 2**20, tmp_dir=str(tmp_path))
+  inference.enhance(enhancer, image[:64, :64], np.uint8, settings)  # trace the graphs
+  with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # resets VmHWM
+  before = _rss_mb("VmRSS")
+  inference.enhance(enhancer, image, np.uint8, settings)
+  assert _rss_mb("VmHWM") - before < 250
+
+
+def _rss_mb(field):
+  with open("/proc/self/status") as f:
+    for line in f:
+      if line.startswith(field + ":"):
+        return int(line.split()[1]) / 1024
+  raise AssertionError(field)
