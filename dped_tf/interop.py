@@ -138,7 +138,7 @@ def serving_module(generator, image_format="png", jpeg_quality=95):
     pixels = tf.cast(tf.round(enhance(generator, image[None])[0] * 255.0), tf.uint8)
     if image_format == "png":
       return tf.io.encode_png(pixels)
-    return tf.io.encode_jpeg(pixels, quality=jpeg_quality)
+    return tf.io.encode_jpeg(pixels, quality=jpeg_quality, chroma_downsampling=False)
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
   def serve_bytes(image_bytes):

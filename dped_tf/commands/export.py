@@ -3,6 +3,7 @@
 import os
 
 from absl import flags
+from absl import logging
 
 from dped_tf.errors import DpedError
 
@@ -36,6 +37,7 @@ def main(fv, argv):
     raise DpedError(f"unexpected arguments: {' '.join(argv)}")
   if fv.format == "tflite" and fv.version is not None:
     raise DpedError("--version applies to --format saved_model only")
+  logging.set_verbosity(logging.WARNING)  # TF's per-function notes while saving
   from dped_tf import interop  # pylint: disable=import-outside-toplevel
   from dped_tf.modeling.generator import load_generator  # pylint: disable=import-outside-toplevel
   if fv.format == "saved_model":
