@@ -97,6 +97,7 @@ def test_best_shift_finds_a_known_shift():
     (np.diag([-1.0, 1.0, 1.0]), "mirrored"),
     (np.diag([20.0, 20.0, 1.0]), "scale"),
     (np.diag([1.0, 2.0, 1.0]), "stretched"),
+    (np.array([[0, -1, 300], [1, 0, 0], [0, 0, 1.0]]), "rotated by 90 degrees"),
     (np.array([[1, 0, 0], [0, 1, 0], [-0.01, 0, 1.0]]), "infinity"),
 ])
 def test_degenerate_homographies_are_named(h, words):
@@ -166,6 +167,8 @@ def test_align_command_on_real_pairs(photo_pairs, tmp_path, capsys):
   assert moto["scale"] == pytest.approx(1.0, abs=0.05)
   assert moto["kept"] > 5 and moto["rejected_ncc"] > 0
   assert min(moto["ncc"]) > 0.9
+  assert len(moto["shifts"]) == moto["kept"]
+  assert np.abs(moto["shifts"]).max() <= report["config"]["search_radius"]
   assert synth["split"] == "test" and synth["kept"] > 10
   assert unrelated["status"] == "skipped" and unrelated["kept"] == 0
   assert unrelated["reason"].startswith("too few matches")

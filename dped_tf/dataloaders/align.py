@@ -38,8 +38,8 @@ class AlignConfig:
   ransac_threshold: float = 3.0  # px, at the detection size
   detect_size: int = 1600       # SIFT runs on the photos shrunk to this longest side
   max_scale: float = 8.0        # a homography scaling by more (or less than 1/max_scale)
-  max_anisotropy: float = 1.5   # or stretching one axis this much more than the other
-                                # is degenerate
+  max_anisotropy: float = 1.5   # or stretching one axis this much more than the other,
+  max_rotation: float = 30.0    # or rotating by more degrees, is degenerate
 
 
 @dataclasses.dataclass
@@ -62,8 +62,9 @@ class PairResult:
   def report(self):
     """The JSON-able summary (no pixels)."""
     out = dataclasses.asdict(self)
-    del out["patches"], out["shifts"]
+    del out["patches"]
     out["ncc"] = [round(v, 4) for v in self.ncc]
+    out["shifts"] = [list(s) for s in self.shifts]
     for key in ("reprojection_px", "scale"):
       out[key] = None if np.isnan(out[key]) else round(out[key], 4)
     return out
@@ -116,11 +117,15 @@ def degeneracy(h, dslr_shape, cfg):
     return "the DSLR photo maps through infinity"
   quad = project(h, corners)
   edges = np.roll(quad, -1, axis=0) - quad
-  turns = edges[:, 0] * np.roll(edges, -1, axis=0)[:, 1] - edges[:, 1] * np.roll(edges, -1,
-                                                                                   axis=0)[:, 0]
-  if not np.all(turns > 0):
+  following = np.roll(edges, -1, axis=0)
+  if not np.all(edges[:, 0] * following[:, 1] - edges[:, 1] * following[:, 0] > 0):
     return "the DSLR frame maps to a folded or mirrored quadrilateral"
-  singular = np.linalg.svd(_jacobian(h, (width / 2, height / 2)), compute_uv=False)
+  jacobian = _jacobian(h, (width / 2, height / 2))
+  angle = np.degrees(np.arctan2(jacobian[1, 0] - jacobian[0, 1],
+                                jacobian[0, 0] + jacobian[1, 1]))
+  if abs(angle) > cfg.max_rotation:
+    return f"rotated by {angle:.0f} degrees"
+  singular = np.linalg.svd(jacobian, compute_uv=False)
   if not 1 / cfg.max_scale <= np.sqrt(singular[0] * singular[1]) <= cfg.max_scale:
     return f"scale {np.sqrt(singular[0] * singular[1]):.3g} out of range"
   if singular[0] / singular[1] > cfg.max_anisotropy:
@@ -197,7 +202,6 @@ def align_pair(phone, dslr, cfg=AlignConfig()):
   phone_frame = phone[y0:y1, x0:x1]
   if k < 1:
     phone_frame = cv2.resize(phone_frame, size, interpolation=cv2.INTER_AREA)
-  phone_frame = phone_frame[:size[1], :size[0]]
   dslr_small = dslr if d >= 1 else cv2.resize(dslr, None, fx=d, fy=d,
                                               interpolation=cv2.INTER_AREA)
   to_frame = np.diag([k, k, 1.0]) @ np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1.0]])
