@@ -183,9 +183,13 @@ def export_saved_model(generator, export_dir, version, overwrite=False, image_fo
   old = os.path.join(export_dir, f".old-{os.getpid()}-{version}")
   shutil.rmtree(tmp, ignore_errors=True)
   module = serving_module(float32_copy(generator), image_format, jpeg_quality)
-  tf.saved_model.save(module, tmp, signatures={
-      "serving_default": module.serve_tensor.get_concrete_function(),
-      "enhance_image": module.serve_bytes.get_concrete_function()})
+  try:
+    tf.saved_model.save(module, tmp, signatures={
+        "serving_default": module.serve_tensor.get_concrete_function(),
+        "enhance_image": module.serve_bytes.get_concrete_function()})
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
   if os.path.exists(target):
     os.replace(target, old)
   os.replace(tmp, target)

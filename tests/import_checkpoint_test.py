@@ -97,7 +97,7 @@ def test_import_matches_the_authors_graph_on_a_photo(tmp_path, capsys):
      "wrong shape (generator/W1 [9, 9, 3, 32] expected [9, 9, 3, 64])"),
     (lambda a: a.update({"discriminator/W1": np.zeros(3, np.float32)}),
      "1 unexpected (discriminator/W1)"),
-])
+], ids=["missing", "wrong_shape", "unexpected"])
 def test_not_a_generator_checkpoint_is_one_line_naming_the_problem(tmp_path, capsys, change,
                                                                    message):
   arrays = _spec_arrays()
