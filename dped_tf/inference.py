@@ -80,6 +80,18 @@ def _conv(x, kernel, bias, padding):
   return tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, padding), bias)
 
 
+def _conv_to_rgb(x, rows, bias, padding):
+  """conv12 (9x9, 64 -> 3): a 9x1 convolution to 27 channels (3 per column offset),
+  then 9 shifted sums. The same products as the direct form, ~3x faster on oneDNN,
+  which handles 3 output channels poorly. The sums are in float32."""
+  y = tf.cast(tf.nn.conv2d(x, rows, 1, padding), tf.float32)
+  if padding == "SAME":
+    y = tf.pad(y, [[0, 0], [0, 0], [4, 4], [0, 0]])
+  width = tf.shape(y)[2] - 8
+  return tf.add_n([y[:, :, j:j + width, 3 * j:3 * j + 3] for j in range(9)]) + tf.cast(
+      bias, tf.float32)
+
+
 def _finish(x):
   return tf.tanh(tf.cast(x, tf.float32)) * 0.58 + 0.5
 
@@ -95,10 +107,13 @@ class Enhancer:
     self.store_dtype = self.dtype.as_numpy_dtype
     self._convs = [(tf.constant(k, self.dtype), tf.constant(b, self.dtype))
                    for k, b in weights.convs]
+    kernel, bias = weights.convs[11]
+    rows = kernel.transpose(0, 2, 1, 3).reshape(9, 1, kernel.shape[2], 27)
+    self._convs[11] = (tf.constant(rows, self.dtype), tf.constant(bias, self.dtype))
     self._whole = tf.function(self._whole_fn, jit_compile=jit_compile, reduce_retracing=True)
-    self._first = tf.function(self._first_fn, jit_compile=jit_compile)
-    self._middle = tf.function(self._middle_fn, jit_compile=jit_compile)
-    self._last = tf.function(self._last_fn, jit_compile=jit_compile)
+    self._first = tf.function(self._first_fn, jit_compile=jit_compile, reduce_retracing=True)
+    self._middle = tf.function(self._middle_fn, jit_compile=jit_compile, reduce_retracing=True)
+    self._last = tf.function(self._last_fn, jit_compile=jit_compile, reduce_retracing=True)
 
   @classmethod
   def from_model(cls, model, precision="float32", jit_compile=False):
@@ -125,7 +140,7 @@ class Enhancer:
       x = x + self._norm_whole(_conv(y, *c[2 + 2 * b], "SAME"), 2 * b + 1)
     x = tf.nn.relu(_conv(x, *c[9], "SAME"))
     x = tf.nn.relu(_conv(x, *c[10], "SAME"))
-    return _finish(_conv(x, *c[11], "SAME"))
+    return _finish(_conv_to_rgb(x, *c[11], "SAME"))
 
   def whole(self, images):
     """[B, H, W, 3] float32 in [0, 1] -> enhanced float32 [B, H, W, 3]."""
@@ -193,7 +208,7 @@ class Enhancer:
     x = self._mask(x, self._origin(y0, x0, halo - 1, height, width), masked)
     x = tf.nn.relu(_conv(x, *c[10], "VALID"))
     x = self._mask(x, self._origin(y0, x0, halo - 2, height, width), masked)
-    return _finish(_conv(x, *c[11], "VALID"))[0]
+    return _finish(_conv_to_rgb(x, *c[11], "VALID"))[0]
 
   def tiled(self, image, out=None, tile=512, max_memory=None, tmp_dir=None):
     """Enhances one [H, W, 3] image (uint8, uint16 or float in [0, 1]) in tiles of

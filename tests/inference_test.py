@@ -86,7 +86,8 @@ def test_bfloat16_tiled_equals_bfloat16_whole(model):
   enhancer = inference.Enhancer.from_model(model, "bfloat16")
   whole = enhancer.whole(image[None])[0]
   tiled = enhancer.tiled(image, tile=8)
-  assert np.abs(tiled - whole).max() <= 0.02  # bfloat16 rounding, summation order
+  mse = np.mean((tiled - whole).astype(np.float64) ** 2)
+  assert 10 * np.log10(1 / mse) >= 40  # bfloat16 rounding differs with tile shapes
 
 
 def test_enhance_uint8_and_uint16_outputs(model):
