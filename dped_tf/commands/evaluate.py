@@ -1,0 +1,71 @@
+"""`dped-tf evaluate`: Table-2 metrics (SPEC 6) of models on a phone's test patches."""
+
+import os
+
+from absl import flags
+
+from dped_tf.configs import PHONES
+from dped_tf.errors import DpedError
+
+
+def define_flags(fv):
+  flags.DEFINE_enum("phone", None, PHONES, "Phone whose test patches to use.", flag_values=fv)
+  flags.DEFINE_string("model", None, "Generator .keras file.", flag_values=fv)
+  flags.DEFINE_multi_string("compare", [], "More models for the same table: PATH or "
+                            "LABEL=PATH (repeatable).", flag_values=fv)
+  flags.DEFINE_string("dped_dir", "data/dped", "Root of the DPED layout.", flag_values=fv)
+  flags.DEFINE_string("tfrecords", None, "Read a `dped-tf prepare` folder instead of the "
+                      "DPED layout.", flag_values=fv)
+  flags.DEFINE_integer("batch_size", 50, "Patches per step.", lower_bound=1, flag_values=fv)
+  flags.DEFINE_integer("limit", 0, "Evaluate the first N pairs only (0: all).", lower_bound=0,
+                       flag_values=fv)
+  flags.DEFINE_enum("precision", "float32", ["auto", "float32", "bfloat16", "float16"],
+                    "Compute precision (float32 reproduces the paper's numbers).",
+                    flag_values=fv)
+  flags.DEFINE_string("json", None, "Also write the results as JSON here.", flag_values=fv)
+  flags.DEFINE_string("csv", None, "Also write the results as CSV here.", flag_values=fv)
+  flags.mark_flag_as_required("phone", flag_values=fv)
+
+
+def model_specs(model, compare):
+  """[(label, path)]: the model under its file name, then the --compare entries."""
+  specs = [(os.path.splitext(os.path.basename(model))[0], model)] if model else []
+  for entry in compare:
+    label, sep, path = entry.partition("=")
+    if not sep:
+      label, path = os.path.splitext(os.path.basename(entry))[0], entry
+    specs.append((label, path))
+  labels = [label for label, _ in specs]
+  if len(set(labels)) != len(labels):
+    raise DpedError(f"two models share a label ({', '.join(labels)}); use --compare LABEL=PATH")
+  return specs
+
+
+def main(fv, argv):
+  if argv:
+    raise DpedError(f"unexpected arguments: {' '.join(argv)}")
+  specs = model_specs(fv.model, fv.compare)
+  if not specs:
+    raise DpedError("give a model (--model) or models to compare (--compare)")
+  # pylint: disable=import-outside-toplevel
+  from dped_tf import evaluation
+  from dped_tf import inference
+  from dped_tf.dataloaders.tfrecords import atomic_write_bytes
+  from dped_tf.modeling.generator import load_generator
+  models = {}
+  for label, path in specs:
+    enhancer = inference.Enhancer.from_model(load_generator(path), fv.precision)
+    models[label] = enhancer.whole
+  if fv.tfrecords:
+    source = fv.tfrecords
+    batches = evaluation.tfrecord_batches(fv.tfrecords, fv.batch_size, fv.limit)
+  else:
+    source = fv.dped_dir
+    batches = evaluation.folder_batches(fv.dped_dir, fv.phone, fv.batch_size, fv.limit)
+  results = evaluation.evaluate(batches, models)
+  print(evaluation.format_table(fv.phone, results))
+  if fv.json:
+    atomic_write_bytes(fv.json, evaluation.to_json(fv.phone, source, results).encode())
+  if fv.csv:
+    atomic_write_bytes(fv.csv, evaluation.to_csv(fv.phone, results).encode())
+  return 0

@@ -1,0 +1,157 @@
+"""`dped-tf enhance`: formats, metadata, bad inputs, never clobbering (issue 4)."""
+
+import io
+import os
+import struct
+import zlib
+
+import cv2
+from inference_test import lively_generator
+import numpy as np
+from PIL import Image
+from PIL import ImageCms
+import pytest
+
+from dped_tf import cli
+from dped_tf import inference
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+  path = str(tmp_path_factory.mktemp("model") / "g.keras")
+  lively_generator().save(path)
+  return path
+
+
+def run(*args):
+  return cli.main(["dped-tf", "enhance", *args])
+
+
+def _png_chunk(kind, body):
+  return (struct.pack(">I", len(body)) + kind + body
+          + struct.pack(">I", zlib.crc32(kind + body) & 0xffffffff))
+
+
+def rgb(height=24, width=32, seed=0):
+  return np.random.default_rng(seed).integers(0, 256, (height, width, 3), np.uint8)
+
+
+def make_inputs(folder):
+  """The issue's bad and odd inputs; name -> expected outcome ('ok' or error text)."""
+  image = rgb()
+  os.makedirs(folder)
+  p = lambda name: os.path.join(folder, name)  # noqa: E731
+  open(p("empty.jpg"), "wb").close()
+  with open(p("text.jpg"), "w") as f:
+    f.write("not an image\n")
+  buf = io.BytesIO()
+  Image.fromarray(rgb(200, 300)).save(buf, "JPEG")
+  with open(p("truncated.jpg"), "wb") as f:
+    f.write(buf.getvalue()[:len(buf.getvalue()) // 2])
+  Image.fromarray(image[..., 0]).save(p("gray.png"))
+  Image.fromarray(np.dstack([image, image[..., :1]])).save(p("rgba.png"))
+  Image.fromarray(image).convert("CMYK").save(p("cmyk.jpg"), "JPEG", quality=95)
+  cv2.imwrite(p("deep.png"), (image.astype(np.uint16) * 257 + 7)[..., ::-1])
+  Image.fromarray(image[:1, :1]).save(p("one.png"))
+  Image.fromarray(image[:7, :5]).save(p("five_by_seven.png"))
+  with open(p("bomb.png"), "wb") as f:
+    f.write(b"\x89PNG\r\n\x1a\n"
+            + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0))
+            + _png_chunk(b"IDAT", zlib.compress(b"\0" * 100)) + _png_chunk(b"IEND", b""))
+  return {"empty.jpg": "empty file", "text.jpg": "not a readable image",
+          "truncated.jpg": "truncated", "bomb.png": "100000x100000",
+          "gray.png": "ok", "rgba.png": "ok", "cmyk.jpg": "ok", "deep.png": "ok",
+          "one.png": "ok", "five_by_seven.png": "ok"}
+
+
+def test_bad_inputs_folder_run(model_path, tmp_path, capsys):
+  inputs = str(tmp_path / "in")
+  expected = make_inputs(inputs)
+  out = str(tmp_path / "out")
+  assert run(inputs, "--model", model_path, "--out", out, "--precision", "float32") == 1
+  err = capsys.readouterr().err.splitlines()
+  for name, outcome in expected.items():
+    path = os.path.join(inputs, name)
+    if outcome == "ok":
+      assert os.path.exists(os.path.join(out, name)), name
+    else:
+      lines = [l for l in err if l.startswith(f"dped-tf enhance: error: {path}: ")]
+      assert len(lines) == 1 and outcome in lines[0], (name, err)
+      assert not os.path.exists(os.path.join(out, name))
+  assert "6 enhanced, 4 failed:" in err
+  deep = cv2.imread(os.path.join(out, "deep.png"), cv2.IMREAD_UNCHANGED)
+  assert deep.dtype == np.uint16 and deep.shape == (24, 32, 3)
+  rgba = cv2.imread(os.path.join(out, "rgba.png"), cv2.IMREAD_UNCHANGED)
+  np.testing.assert_array_equal(rgba[..., 3], rgb()[..., 0])
+  assert cv2.imread(os.path.join(out, "five_by_seven.png")).shape == (7, 5, 3)
+  assert cv2.imread(os.path.join(out, "one.png")).shape == (1, 1, 3)
+
+
+def test_16_bit_png_is_enhanced_at_16_bits(model_path, tmp_path):
+  deep = (rgb().astype(np.uint16) * 257 + 100)
+  cv2.imwrite(str(tmp_path / "deep.png"), deep[..., ::-1])
+  assert run(str(tmp_path / "deep.png"), "--model", model_path, "--out",
+             str(tmp_path / "out"), "--precision", "float32") == 0
+  got = cv2.imread(str(tmp_path / "out" / "deep.png"), cv2.IMREAD_UNCHANGED)[..., ::-1]
+  from dped_tf.modeling.generator import load_generator  # pylint: disable=import-outside-toplevel
+  enhancer = inference.Enhancer.from_model(load_generator(model_path))
+  expected = np.clip(enhancer.whole(deep[None].astype(np.float32) / 65535)[0], 0, 1)
+  assert np.abs(got / 65535 - expected).max() < 1e-4  # finer than 8-bit steps (0.004)
+
+
+def test_orientation_exif_and_icc_are_carried_over(model_path, tmp_path):
+  image = rgb(20, 30)
+  exif = Image.Exif()
+  exif[0x0112] = 6  # the camera was rotated: upright is 90 degrees clockwise
+  exif[0x010F] = "TestCam"
+  icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+  src = tmp_path / "photo.jpg"
+  Image.fromarray(image).save(src, "JPEG", quality=98, exif=exif.tobytes(), icc_profile=icc)
+  out = tmp_path / "out"
+  assert run(str(src), "--model", model_path, "--out", str(out), "--precision", "float32",
+             "--side_by_side") == 0
+  assert run(str(src), "--model", model_path, "--out", str(out), "--precision", "float32",
+             "--ext", "png") == 0
+  upright = np.asarray(Image.open(src))[::-1].swapaxes(0, 1)  # rotate 90 degrees clockwise
+  from dped_tf.modeling.generator import load_generator  # pylint: disable=import-outside-toplevel
+  enhancer = inference.Enhancer.from_model(load_generator(model_path))
+  expected = np.clip(enhancer.whole(upright[None].astype(np.float32) / 255)[0], 0, 1) * 255
+  for name in ("photo.jpg", "photo.png"):
+    with Image.open(out / name) as im:
+      assert im.size == (20, 30)
+      assert im.getexif()[0x0112] == 1 and im.getexif()[0x010F] == "TestCam"
+      assert im.info["icc_profile"] == icc
+  with Image.open(out / "photo.png") as im:  # lossless: the pixels are the model's
+    assert np.abs(np.asarray(im, np.float32) - expected).max() <= 0.51
+  with Image.open(out / "photo_compare.jpg") as im:
+    assert im.size == (40, 30)
+
+
+def test_never_overwrites_inputs_or_outputs(model_path, tmp_path, capsys):
+  src = tmp_path / "a.png"
+  Image.fromarray(rgb()).save(src)
+  original = src.read_bytes()
+  assert run(str(src), "--model", model_path, "--out", str(tmp_path)) == 1
+  assert "would overwrite the input" in capsys.readouterr().err
+  assert src.read_bytes() == original
+  out = tmp_path / "out"
+  out.mkdir()
+  (out / "a.png").write_bytes(b"mine")
+  assert run(str(src), "--model", model_path, "--out", str(out)) == 1
+  assert "exists (pass --overwrite" in capsys.readouterr().err
+  assert (out / "a.png").read_bytes() == b"mine"
+  assert run(str(src), "--model", model_path, "--out", str(out), "--overwrite") == 0
+  assert Image.open(out / "a.png").size == (32, 24)
+  assert [p.name for p in out.iterdir()] == ["a.png"]  # no temporary files left
+
+
+def test_missing_input_and_unknown_format(model_path, tmp_path, capsys):
+  src = tmp_path / "a.png"
+  Image.fromarray(rgb()).save(src)
+  assert run(str(src), "--model", model_path, "--out", str(tmp_path / "o"), "--ext", "gif") == 2
+  assert "unsupported output format 'gif'" in capsys.readouterr().err
+  assert run(str(src), str(tmp_path / "nope.jpg"), "--model", model_path, "--out",
+             str(tmp_path / "out")) == 1
+  err = capsys.readouterr().err
+  assert f"{tmp_path / 'nope.jpg'}: no such file" in err
+  assert (tmp_path / "out" / "a.png").exists()
