@@ -72,7 +72,7 @@ def main(argv):
   module.define_flags(fv)
   args = argv[2:]
   if "--help" in args or "-h" in args or "--helpfull" in args:
-    print(f"usage: dped-tf {name} [--flags]\n\n{text}\n\n{fv.get_help()}")
+    print(f"usage: dped-tf {name} [--flags]\n\n{text}\n\n{fv.get_help(include_special_flags=False)}")
     return 0
   try:
     rest = fv([f"dped-tf {name}"] + args)
