@@ -69,12 +69,6 @@ class GeneratorWeights:
                       np.asarray(layer.moving_variance, np.float64)))
     return cls(convs, affine, stats, float(model.norm_layers()[0].epsilon))
 
-  def norm_coefficients(self, k, mean, var):
-    """(g, h) with norm_k(x) = g * x + h per channel, in float32."""
-    shift, scale = self.norm_affine[k]
-    g = scale.astype(np.float64) / np.sqrt(np.asarray(var, np.float64) + self.epsilon)
-    return g.astype(np.float32), (shift - np.asarray(mean, np.float64) * g).astype(np.float32)
-
 
 def _conv(x, kernel, bias, padding):
   return tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, padding), bias)
@@ -119,26 +113,43 @@ class Enhancer:
   def from_model(cls, model, precision="float32", jit_compile=False):
     return cls(GeneratorWeights.from_model(model), precision, jit_compile)
 
-  # Whole-image inference: the generator's graph (SPEC 1) on [B, H, W, 3] at once.
+  def _apply_norm(self, a, norm):
+    """ReLU(norm(a)) in float32; `norm` = (scale, shift, mean, variance) or, for a
+    [1, H, W, C] map, (scale, shift) to normalise with its own statistics (instance
+    norm). One fused (oneDNN) batch-norm kernel does either."""
+    eps = self.weights.epsilon
+    if len(norm) == 2:
+      y = tf.compat.v1.nn.fused_batch_norm(a, *norm, epsilon=eps, is_training=True)[0]
+    else:
+      y = tf.compat.v1.nn.fused_batch_norm(a, norm[0], norm[1], mean=norm[2], variance=norm[3],
+                                           epsilon=eps, is_training=False)[0]
+    return tf.nn.relu(tf.cast(y, tf.float32))
+
+  def _affine(self, k):
+    return tuple(tf.constant(v, tf.float32) for v in reversed(self.weights.norm_affine[k]))
+
+  # Whole-image inference: the generator's graph (SPEC 1) on [B, H, W, 3] at once. The
+  # residual stream stays in float32 whatever the convolutions' dtype.
 
   def _norm_whole(self, x, k):
-    x32 = tf.cast(x, tf.float32)
     known = self.weights.norm_stats[k]
-    if known is None:
-      mean, var = tf.nn.moments(x32, axes=[1, 2], keepdims=True)
-    else:
-      mean, var = (tf.constant(v, tf.float32) for v in known)
-    shift, scale = self.weights.norm_affine[k]
-    y = (x32 - mean) * tf.math.rsqrt(var + self.weights.epsilon) * scale + shift
-    return tf.cast(tf.nn.relu(y), self.dtype)
+    if known is not None:
+      return self._apply_norm(x, self._affine(k) + tuple(tf.constant(v, tf.float32)
+                                                         for v in known))
+    if x.shape[0] == 1:
+      return self._apply_norm(x, self._affine(k))
+    mean, var = tf.nn.moments(tf.cast(x, tf.float32), axes=[1, 2], keepdims=True)
+    scale, shift = self._affine(k)
+    y = (tf.cast(x, tf.float32) - mean) * tf.math.rsqrt(var + self.weights.epsilon)
+    return tf.nn.relu(y * scale + shift)
 
   def _whole_fn(self, images):
-    c = self._convs
-    x = tf.nn.relu(_conv(tf.cast(images, self.dtype), *c[0], "SAME"))
+    c, dt = self._convs, self.dtype
+    x = tf.cast(tf.nn.relu(_conv(tf.cast(images, dt), *c[0], "SAME")), tf.float32)
     for b in range(4):
-      y = self._norm_whole(_conv(x, *c[1 + 2 * b], "SAME"), 2 * b)
-      x = x + self._norm_whole(_conv(y, *c[2 + 2 * b], "SAME"), 2 * b + 1)
-    x = tf.nn.relu(_conv(x, *c[9], "SAME"))
+      y = self._norm_whole(_conv(tf.cast(x, dt), *c[1 + 2 * b], "SAME"), 2 * b)
+      x = x + self._norm_whole(_conv(tf.cast(y, dt), *c[2 + 2 * b], "SAME"), 2 * b + 1)
+    x = tf.nn.relu(_conv(tf.cast(x, dt), *c[9], "SAME"))
     x = tf.nn.relu(_conv(x, *c[10], "SAME"))
     return _finish(_conv_to_rgb(x, *c[11], "SAME"))
 
@@ -165,11 +176,13 @@ class Enhancer:
     return x * tf.cast(self._inside(tf.shape(x)[1:3], *origin), x.dtype)[None]
 
   def _moments(self, a, origin, masked):
+    """(count, mean, M2) per channel of a [1, h, w, C] map's pixels inside the image."""
+    if not masked:  # the fused batch-norm kernel: one pass, variance with n - 1
+      ones, zeros = tf.ones(a.shape[-1:]), tf.zeros(a.shape[-1:])
+      _, mean, var = tf.compat.v1.nn.fused_batch_norm(a, ones, zeros, is_training=True)[:3]
+      n = tf.cast(tf.shape(a)[1] * tf.shape(a)[2], tf.float32)
+      return n, mean, var * (n - 1)
     a32 = tf.cast(a[0], tf.float32)
-    if not masked:
-      mean, var = tf.nn.moments(a32, axes=[0, 1])
-      n = tf.cast(tf.shape(a32)[0] * tf.shape(a32)[1], tf.float32)
-      return n, mean, var * n
     m = self._inside(tf.shape(a32)[:2], *origin)
     n = tf.reduce_sum(m)
     mean = tf.reduce_sum(a32 * m, axis=[0, 1]) / tf.maximum(n, 1.0)
@@ -182,29 +195,28 @@ class Enhancer:
   def _first_fn(self, image, y0, x0, height, width, masked):
     """Input tile (halo 5) -> (x0 core, block0's first pre-norm map, its moments)."""
     c = self._convs
-    h = _FIRST_HALO
     x = tf.nn.relu(_conv(tf.cast(image, self.dtype)[None], *c[0], "VALID"))
-    x = self._mask(x, self._origin(y0, x0, h - 4, height, width), masked)
-    a = _conv(x, *c[1], "VALID")
+    x = self._mask(tf.cast(x, tf.float32), self._origin(y0, x0, 1, height, width), masked)
+    a = _conv(tf.cast(x, self.dtype), *c[1], "VALID")
     return x[0, 1:-1, 1:-1], a[0], self._moments(a, (y0, x0, height, width), masked)
 
-  def _middle_fn(self, a, skip, g, h, conv, y0, x0, height, width, masked):
+  def _middle_fn(self, a, skip, norm, conv, y0, x0, height, width, masked):
     """Stored pre-norm map (halo 1) -> norm, ReLU (+ residual input) -> next conv."""
-    x = tf.cast(tf.nn.relu(tf.cast(a, tf.float32) * g + h), self.dtype)[None]
+    x = self._apply_norm(a[None], norm)
     if skip is not None:
       x = x + skip[None]
     x = self._mask(x, self._origin(y0, x0, 1, height, width), masked)
-    out = _conv(x, *conv, "VALID")
+    out = _conv(tf.cast(x, self.dtype), *conv, "VALID")
     core = x[0, 1:-1, 1:-1] if skip is not None else None
     return core, out[0], self._moments(out, (y0, x0, height, width), masked)
 
-  def _last_fn(self, a, skip, g, h, y0, x0, height, width, masked):
+  def _last_fn(self, a, skip, norm, y0, x0, height, width, masked):
     """Block3's last pre-norm map and input (halo 6) -> enhanced RGB core."""
     c = self._convs
     halo = _FINAL_HALO
-    x = tf.cast(tf.nn.relu(tf.cast(a, tf.float32) * g + h), self.dtype)[None] + skip[None]
+    x = self._apply_norm(a[None], norm) + skip[None]
     x = self._mask(x, self._origin(y0, x0, halo, height, width), masked)
-    x = tf.nn.relu(_conv(x, *c[9], "VALID"))
+    x = tf.nn.relu(_conv(tf.cast(x, self.dtype), *c[9], "VALID"))
     x = self._mask(x, self._origin(y0, x0, halo - 1, height, width), masked)
     x = tf.nn.relu(_conv(x, *c[10], "VALID"))
     x = self._mask(x, self._origin(y0, x0, halo - 2, height, width), masked)
@@ -221,18 +233,24 @@ class Enhancer:
       out = np.empty((height, width, 3), np.float32)
     plan = _TilePlan(height, width, tile)
     item = np.dtype(self.store_dtype).itemsize
-    on_disk = (max_memory is not None
-               and 4 * height * width * _CH * item > max_memory - plan.working_bytes(item))
-    with _Storage(height, width, self.store_dtype, tmp_dir if on_disk else None) as storage:
+    maps = 2 * height * width * _CH * (item + 4)  # 2 pre-norm maps, 2 float32 residuals
+    on_disk = max_memory is not None and maps > max_memory - plan.working_bytes()
+    with _Storage(height, width, tmp_dir if on_disk else None) as storage:
       self._run_stages(image, out, plan, storage)
     return out
+
+  def _stage_norm(self, k, stats):
+    """(scale, shift, mean, variance) of norm layer k: measured or fixed (batch norm)."""
+    known = self.weights.norm_stats[k]
+    mean, var = known if known is not None else (stats.mean, stats.m2 / stats.n)
+    return self._affine(k) + (tf.constant(mean, tf.float32), tf.constant(var, tf.float32))
 
   def _run_stages(self, image, out, plan, storage):
     height, width = plan.height, plan.width
     dims = (tf.constant(height), tf.constant(width))
     scale = _input_scale(image.dtype)
-    skip = storage.new()  # residual input of the current block
-    a = storage.new()     # pre-norm map of the current stage
+    skip = storage.new(np.float32)  # residual input of the current block
+    a = storage.new(self.store_dtype)  # pre-norm map of the current stage
     stats = _Moments()
     for y0, x0, masked in plan.tiles():
       src = _read_array(image, y0 - _FIRST_HALO, x0 - _FIRST_HALO, plan.th + 2 * _FIRST_HALO,
@@ -242,16 +260,16 @@ class Enhancer:
       a.write(y0, x0, a_core.numpy())
       stats.add(*m)
     for k in range(1, 8):
-      g, h = (tf.constant(v) for v in self.weights.norm_coefficients(k - 1, *stats.result(k - 1, self.weights)))
+      norm = self._stage_norm(k - 1, stats)
       residual = k % 2 == 0  # norm k - 1 closes a block: add its input, start the next
       conv = self._convs[k + 1]
-      a_next = storage.new()
-      skip_next = storage.new() if residual else None
+      a_next = storage.new(self.store_dtype)
+      skip_next = storage.new(np.float32) if residual else None
       stats = _Moments()
       for y0, x0, masked in plan.tiles():
         a_in = a.read(y0 - 1, x0 - 1, plan.th + 2, plan.tw + 2)
         s_in = skip.read(y0 - 1, x0 - 1, plan.th + 2, plan.tw + 2) if residual else None
-        x_core, a_core, m = self._middle(a_in, s_in, g, h, conv, tf.constant(y0),
+        x_core, a_core, m = self._middle(a_in, s_in, norm, conv, tf.constant(y0),
                                          tf.constant(x0), *dims, masked)
         if residual:
           skip_next.write(y0, x0, x_core.numpy())
@@ -262,12 +280,12 @@ class Enhancer:
       if residual:
         skip.close()
         skip = skip_next
-    g, h = (tf.constant(v) for v in self.weights.norm_coefficients(7, *stats.result(7, self.weights)))
+    norm = self._stage_norm(7, stats)
     peak = np.iinfo(out.dtype).max if out.dtype.kind == "u" else None
     for y0, x0, masked in plan.tiles():
       size = (plan.th + 2 * _FINAL_HALO, plan.tw + 2 * _FINAL_HALO)
       rgb = self._last(a.read(y0 - _FINAL_HALO, x0 - _FINAL_HALO, *size),
-                       skip.read(y0 - _FINAL_HALO, x0 - _FINAL_HALO, *size), g, h,
+                       skip.read(y0 - _FINAL_HALO, x0 - _FINAL_HALO, *size), norm,
                        tf.constant(y0), tf.constant(x0), *dims, masked).numpy()
       rgb = rgb[:min(plan.th, height - y0), :min(plan.tw, width - x0)]
       if peak is not None:
@@ -308,16 +326,11 @@ class _Moments:
     self.m2 = self.m2 + m2 + delta * delta * (self.n * n / total)
     self.n = total
 
-  def result(self, k, weights):
-    """(mean, variance) of norm layer k: measured (instance) or fixed (batch norm)."""
-    if weights.norm_stats[k] is not None:
-      return weights.norm_stats[k]
-    return self.mean, self.m2 / self.n
-
 
 class _TilePlan:
   """Tiles of th x tw covering the image; a tile is `masked` when its largest window
-  (the core plus the tail's halo) leaves the image."""
+  (the core plus the tail's halo) leaves the image (or it is one pixel: the unmasked
+  moments divide by n - 1)."""
 
   def __init__(self, height, width, tile):
     if tile < 1:
@@ -332,21 +345,20 @@ class _TilePlan:
       for j in range(self.cols):
         y0, x0 = i * self.th, j * self.tw
         masked = (min(y0, x0) < _FINAL_HALO or y0 + self.th + _FINAL_HALO > self.height
-                  or x0 + self.tw + _FINAL_HALO > self.width)
+                  or x0 + self.tw + _FINAL_HALO > self.width or self.th * self.tw < 2)
         yield y0, x0, masked
 
-  def working_bytes(self, item):
-    """What one tile's stage needs at most: the tail's inputs and 3 maps in flight."""
+  def working_bytes(self):
+    """What one tile's stage needs at most: the tail's inputs and 4 maps in flight."""
     halo = 2 * _FINAL_HALO
-    return 6 * (self.th + halo) * (self.tw + halo) * _CH * max(item, 4)
+    return 6 * (self.th + halo) * (self.tw + halo) * _CH * 4
 
 
 class _Storage:
   """Creates [H, W, 64] maps in RAM or in unlinked files under `tmp_dir`."""
 
-  def __init__(self, height, width, dtype, tmp_dir):
+  def __init__(self, height, width, tmp_dir):
     self.shape = (height, width, _CH)
-    self.dtype = dtype
     self.tmp_dir = tmp_dir
     self.maps = []
 
@@ -357,9 +369,8 @@ class _Storage:
     for m in self.maps:
       m.close()
 
-  def new(self):
-    m = _FileMap(self.shape, self.dtype, self.tmp_dir) if self.tmp_dir else _RamMap(
-        self.shape, self.dtype)
+  def new(self, dtype):
+    m = _FileMap(self.shape, dtype, self.tmp_dir) if self.tmp_dir else _RamMap(self.shape, dtype)
     self.maps.append(m)
     return m
 
