@@ -1,8 +1,12 @@
 """The training loop around `DPEDTrainer`: checkpoints, evaluation, logs (SPEC 4)."""
 
+import contextlib
 import dataclasses
+import hashlib
 import json
 import os
+import shutil
+import tempfile
 import time
 
 from absl import logging
@@ -45,9 +49,43 @@ def build_trainer(cfg: TrainConfig, vgg=None):
 
 
 def make_checkpoint(trainer):
+  """Everything a resumed run needs; the input position follows from `step`
+  (`tfrecords.make_dataset(start_record=...)`)."""
   return tf.train.Checkpoint(generator=trainer.generator, discriminator=trainer.discriminator,
                              g_optimizer=trainer.g_optimizer, d_optimizer=trainer.d_optimizer,
-                             step=trainer.step)
+                             step=trainer.step, critic_seed=trainer.seed_generator.state)
+
+
+def make_strategy(name):
+  """`default` (one device), `mirrored` (the GPUs of this machine) or `multi_worker`
+  (machines listed in TF_CONFIG). Create it before TensorFlow runs anything else."""
+  if name == "default":
+    return tf.distribute.get_strategy()
+  if name == "mirrored":
+    return tf.distribute.MirroredStrategy()
+  if name == "multi_worker":
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  raise DpedError(f"unknown strategy {name!r} (choose from default, mirrored, multi_worker)")
+
+
+def is_chief(strategy):
+  """The worker that writes checkpoints, logs and models: the only one, the `chief`
+  task, or worker 0 of a cluster without one."""
+  resolver = getattr(strategy, "cluster_resolver", None)
+  if resolver is None or not resolver.task_type:
+    return True
+  if resolver.task_type == "chief":
+    return True
+  return (resolver.task_type == "worker" and resolver.task_id == 0
+          and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def weights_fingerprint(model):
+  """A short digest of a model's weights: equal on workers that are in sync."""
+  digest = hashlib.sha256()
+  for w in model.weights:
+    digest.update(np.asarray(w.numpy(), np.float32).tobytes())
+  return digest.hexdigest()[:16]
 
 
 def evaluate(trainer, dataset, test_fn, max_batches=0):
@@ -85,23 +123,46 @@ def _write_summary(model_dir, cfg, warnings, step, metrics):
   tfrecords.atomic_write_bytes(os.path.join(model_dir, "summary.md"), "\n".join(lines).encode())
 
 
-def train(cfg: TrainConfig, tfrecord_dir, model_dir, jit_compile=False, vgg=None):
+def train(cfg: TrainConfig, tfrecord_dir, model_dir, jit_compile=False, vgg=None,
+          strategy=None):
   """Runs (or resumes) training; returns the last evaluation metrics.
 
-  `model_dir` receives `checkpoints/` (generator, critic, both optimizers, step),
-  `logs/` (TensorBoard), `images/step_NNNNNN.png` before/after crops,
+  `model_dir` receives `checkpoints/` (generator, critic, both optimizers, step, critic
+  seed), `logs/` (TensorBoard), `images/step_NNNNNN.png` before/after crops,
   `generator.keras` (latest) plus one per evaluation, `metrics.jsonl`, `summary.md`.
+
+  `strategy` (default: one device): `cfg.batch_size` is the global batch, split evenly
+  over the replicas; each worker reads its own shard of the records. Only the chief
+  writes `model_dir`; the other workers save their checkpoints (a collective operation)
+  to a temporary folder that is removed. Every worker evaluates (cheap next to training,
+  and it keeps them in step); `vgg` must then have been loaded in `strategy.scope()`.
   """
+  strategy = strategy or tf.distribute.get_strategy()
+  replicas = strategy.num_replicas_in_sync
+  if cfg.batch_size % replicas:
+    raise DpedError(f"--batch_size {cfg.batch_size} does not split evenly over "
+                    f"{replicas} replicas")
   meta = tfrecords.read_meta(tfrecord_dir)
   if meta.get("patch_size", cfg.patch_size) != cfg.patch_size:
     raise DpedError(f"{tfrecord_dir}: patches are {meta['patch_size']} px, "
                     f"--patch_size is {cfg.patch_size}")
   if os.path.exists(model_dir) and not os.path.isdir(model_dir):
     raise DpedError(f"{model_dir}: output path exists and is not a folder")
+  chief = is_chief(strategy)
+  with contextlib.ExitStack() as stack:
+    if not chief:
+      scratch = tempfile.mkdtemp(prefix="dped-worker-")
+      stack.callback(shutil.rmtree, scratch, ignore_errors=True)
+    return _train(cfg, tfrecord_dir, model_dir if chief else scratch, jit_compile, vgg,
+                  strategy, chief, meta)
+
+
+def _train(cfg, tfrecord_dir, model_dir, jit_compile, vgg, strategy, chief, meta):
   for sub in ("checkpoints", "images", "logs"):
     os.makedirs(os.path.join(model_dir, sub), exist_ok=True)
 
-  trainer, vgg_source = build_trainer(cfg, vgg)
+  with strategy.scope():
+    trainer, vgg_source = build_trainer(cfg, vgg)
   warnings = [vgg_source.warning] if vgg_source.warning else []
   warnings += [f"training data is the embedded sample ({meta['sample']}), not DPED"
                ] if meta.get("sample") else []
@@ -113,23 +174,32 @@ def train(cfg: TrainConfig, tfrecord_dir, model_dir, jit_compile=False, vgg=None
                                        max_to_keep=3)
   if manager.latest_checkpoint:
     checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    logging.info("Resuming from %s at step %d", manager.latest_checkpoint, int(trainer.step))
-    print(f"Resuming from step {int(trainer.step)} ({manager.latest_checkpoint})")
-  start = int(trainer.step)
+    logging.info("Resuming from %s at step %d", manager.latest_checkpoint, int(trainer.step.numpy()))
+    print(f"Resuming from step {int(trainer.step.numpy())} ({manager.latest_checkpoint})")
+  start = int(trainer.step.numpy())
   if start >= cfg.iterations:
     print(f"Nothing to do: step {start} >= --iterations {cfg.iterations}")
     return {}
 
-  # A resumed run reshuffles with another seed rather than replaying the first batches.
-  train_ds = tfrecords.make_dataset(tfrecord_dir, "train", cfg.batch_size, cfg.patch_size,
-                                    training=True, shuffle_buffer=cfg.shuffle_buffer,
-                                    seed=cfg.seed + start)
+  def train_input(ctx):
+    # A resumed run goes on with the records an uninterrupted one would have read next.
+    per_replica = ctx.get_per_replica_batch_size(cfg.batch_size)
+    local_replicas = ctx.num_replicas_in_sync // ctx.num_input_pipelines
+    return tfrecords.make_dataset(
+        tfrecord_dir, "train", per_replica, cfg.patch_size, training=True,
+        shuffle_buffer=cfg.shuffle_buffer, seed=cfg.seed, num_shards=ctx.num_input_pipelines,
+        shard_index=ctx.input_pipeline_id, start_record=start * 2 * per_replica * local_replicas)
+
+  train_ds = strategy.distribute_datasets_from_function(train_input)
   test_ds = tfrecords.make_dataset(tfrecord_dir, "test", cfg.batch_size, cfg.patch_size,
                                    training=False)
   fixed_phone, fixed_dslr = next(iter(test_ds.unbatch().batch(NUM_FIXED_CROPS)))
-  train_fn = tf.function(trainer.train_step, jit_compile=jit_compile)
+  step_fn = tf.function(trainer.train_step, jit_compile=jit_compile)
+  train_fn = tf.function(lambda batch: strategy.experimental_local_results(
+      strategy.run(step_fn, args=(batch,)))[0])
   test_fn = tf.function(trainer.test_step, jit_compile=jit_compile)
-  writer = tf.summary.create_file_writer(os.path.join(model_dir, "logs"))
+  writer = (tf.summary.create_file_writer(os.path.join(model_dir, "logs")) if chief
+            else tf.summary.create_noop_writer())
   with open(os.path.join(model_dir, "run.json"), "w") as f:
     json.dump({"config": dataclasses.asdict(cfg), "warnings": warnings,
                "vgg_source": dataclasses.asdict(vgg_source),
@@ -139,6 +209,7 @@ def train(cfg: TrainConfig, tfrecord_dir, model_dir, jit_compile=False, vgg=None
   progbar.update(start)
   iterator = iter(train_ds)
   metrics, t0 = {}, time.perf_counter()
+  step = start
   for step in range(start + 1, cfg.iterations + 1):
     logs = {k: float(v) for k, v in train_fn(next(iterator)).items()}
     progbar.update(step, values=list(logs.items()))
@@ -151,6 +222,10 @@ def train(cfg: TrainConfig, tfrecord_dir, model_dir, jit_compile=False, vgg=None
     if step % cfg.eval_every == 0 or step == cfg.iterations:
       metrics = evaluate(trainer, test_ds, test_fn, cfg.eval_batches)
       metrics["seconds_per_iteration"] = (time.perf_counter() - t0) / (step - start)
+      for tracker in trainer.trackers.values():
+        tracker.reset_state()
+      if not chief:
+        continue
       grid = before_after_grid(trainer.generator, fixed_phone, fixed_dslr)
       tfrecords.atomic_write_bytes(os.path.join(model_dir, "images", f"step_{step:06d}.png"),
                                    tf.io.encode_png(grid).numpy())
@@ -167,6 +242,5 @@ def train(cfg: TrainConfig, tfrecord_dir, model_dir, jit_compile=False, vgg=None
         f.write(json.dumps({"step": step, **metrics, "warnings": warnings}) + "\n")
       _write_summary(model_dir, cfg, warnings, step, metrics)
       print("\n" + " ".join(f"test_{k}={v:.4g}" for k, v in metrics.items()))
-      for tracker in trainer.trackers.values():
-        tracker.reset_state()
+  print(f"Done at step {step}; generator weights {weights_fingerprint(trainer.generator)}")
   return metrics

@@ -33,7 +33,8 @@ def define_flags(fv):
                     flag_values=fv)
   flags.DEFINE_integer("iterations", d.iterations, "Training iterations.", lower_bound=1,
                        flag_values=fv)
-  flags.DEFINE_integer("batch_size", d.batch_size, "Patches per sub-step.", lower_bound=1,
+  flags.DEFINE_integer("batch_size", d.batch_size, "Patches per sub-step (the global batch, "
+                       "split over the replicas of --strategy).", lower_bound=1,
                        flag_values=fv)
   flags.DEFINE_integer("patch_size", d.patch_size, "Patch side.", lower_bound=1,
                        flag_values=fv)
@@ -48,7 +49,15 @@ def define_flags(fv):
   flags.DEFINE_enum("precision", d.precision, list(configs.PRECISIONS), "Numeric policy.",
                     flag_values=fv)
   flags.DEFINE_bool("xla", False, "Compile the train step with XLA.", flag_values=fv)
-  flags.DEFINE_integer("seed", d.seed, "Random seed.", flag_values=fv)
+  flags.DEFINE_integer("seed", d.seed, "Random seed: with --deterministic, the same seed "
+                       "gives the same weights on one device.", lower_bound=0, flag_values=fv)
+  flags.DEFINE_bool("deterministic", False, "Deterministic TensorFlow ops "
+                    "(tf.config.experimental.enable_op_determinism; may be slower on GPU).",
+                    flag_values=fv)
+  flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
+                    "tf.distribute strategy: one device, the GPUs of this machine, or the "
+                    "machines of TF_CONFIG (every worker runs the same command; the chief "
+                    "writes --model_dir).", flag_values=fv)
   flags.mark_flag_as_required("phone", flag_values=fv)
 
 
@@ -57,6 +66,9 @@ def main(fv, argv):
     raise DpedError(f"unexpected arguments: {' '.join(argv)}")
   tfrecord_dir = fv.tfrecord_dir or prepare.default_out(fv.dped_dir, fv.phone)
   has_records = os.path.isfile(os.path.join(tfrecord_dir, "meta.json"))
+  if not has_records and fv.strategy == "multi_worker":
+    raise DpedError(f"{tfrecord_dir}: no TFRecords; with --strategy=multi_worker run "
+                    "`dped-tf prepare` first (workers must not convert concurrently)")
   if not has_records and not os.path.isdir(fv.dped_dir):
     raise DpedError(f"{fv.dped_dir}: dataset folder not found (and no TFRecords in "
                     f"{tfrecord_dir})")
@@ -72,13 +84,18 @@ def main(fv, argv):
         seed=fv.seed)
   except ValueError as e:
     raise DpedError(str(e)) from None
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from dped_tf import train_lib  # pylint: disable=import-outside-toplevel
   from dped_tf.dataloaders import tfrecords  # pylint: disable=import-outside-toplevel
   from dped_tf.modeling import vgg  # pylint: disable=import-outside-toplevel
+  if fv.deterministic:
+    tf.config.experimental.enable_op_determinism()
+  strategy = train_lib.make_strategy(fv.strategy)
   # Unusable VGG weights fail before any time goes into data conversion.
-  content = vgg.load_content_network(cfg.vgg_weights, seed=cfg.seed)
+  with strategy.scope():
+    content = vgg.load_content_network(cfg.vgg_weights, seed=cfg.seed)
   if not has_records:
     print(f"Converting {fv.dped_dir} ({fv.phone}) to TFRecords in {tfrecord_dir}")
     tfrecords.convert_dped_folder(fv.dped_dir, fv.phone, tfrecord_dir, cfg.patch_size)
   train_lib.train(cfg, tfrecord_dir, fv.model_dir or os.path.join("runs", fv.phone),
-                  jit_compile=fv.xla, vgg=content)
+                  jit_compile=fv.xla, vgg=content, strategy=strategy)

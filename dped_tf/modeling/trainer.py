@@ -14,6 +14,26 @@ def _is_loss_scaled(optimizer):
   return isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
 
+def _replicas():
+  """Replicas in sync in the current replica context; 1 on one device or across replicas."""
+  ctx = tf.distribute.get_replica_context()
+  return ctx.num_replicas_in_sync if ctx else 1
+
+
+def replica_share(terms, sums=()):
+  """This replica's share of per-batch values over the global batch (SPEC 3 reductions).
+
+  Under `tf.distribute` each replica sees `global_batch / replicas` samples and the
+  optimizers SUM gradients over replicas. Sums over the batch (`sums`: texture, critic
+  cross-entropy) are already shares; means (content, tv, mse, accuracy, PSNR) and the
+  color loss (a sum over 2B) scale by local/global batch. The identity on one device.
+  """
+  replicas = _replicas()
+  if replicas == 1:
+    return terms
+  return {k: v if k in sums else v / replicas for k, v in terms.items()}
+
+
 class DPEDTrainer(keras.Model):
   """Holds the generator, the critic and the frozen VGG-19; `train_step` is one
   reference iteration (SPEC 4).
@@ -21,6 +41,10 @@ class DPEDTrainer(keras.Model):
   A training batch holds 2B pairs: the first B feed the generator step, the other B
   the critic step, which shows it, per sample at random, the DSLR patch or the
   freshly enhanced phone patch. Evaluation batches (`test_step`) hold B pairs.
+
+  Under `strategy.run` each replica gets its own 2b pairs (b = B / replicas); losses
+  are scaled by `replica_share` so the summed gradients are those of the global batch,
+  and the logged values are summed over replicas.
   """
 
   def __init__(self, generator, discriminator, content_network, loss_config=LossConfig(),
@@ -57,14 +81,14 @@ class DPEDTrainer(keras.Model):
     probs = self.discriminator(tf.image.rgb_to_grayscale(enhanced), training=training)
     # Two calls, not one on the concatenated batch: backprop then runs through the
     # enhanced half only.
-    out = {
+    out = replica_share({
         "content": losses.content_loss(self.content_network(enhanced),
                                        tf.stop_gradient(self.content_network(dslr))),
         "color": losses.color_loss(dslr, enhanced),
         "texture": losses.texture_loss(probs, cfg.texture_form),
         "tv": losses.tv_loss(enhanced),
         "mse": losses.mse_loss(dslr, enhanced),
-    }
+    }, sums=("texture",))
     w_texture = tf.where(self.step < cfg.texture_warmup, 0.0, cfg.w_texture)
     out["g_loss"] = (cfg.w_content * out["content"] + cfg.w_color * out["color"]
                      + w_texture * out["texture"] + cfg.w_tv * out["tv"]
@@ -72,8 +96,18 @@ class DPEDTrainer(keras.Model):
     return enhanced, out
 
   def critic_batch(self, enhanced, dslr):
-    """Grayscale critic input, each sample DSLR or enhanced at random; and the labels."""
-    is_dslr = keras.random.randint([tf.shape(dslr)[0]], 0, 2, seed=self.seed_generator)
+    """Grayscale critic input, each sample DSLR or enhanced at random; and the labels.
+
+    Every replica draws the choices of the whole global batch (the seed generator's state
+    is mirrored) and keeps its own slice: with a fixed seed the choices do not depend on
+    how many replicas share the batch.
+    """
+    local, replicas = tf.shape(dslr)[0], _replicas()
+    is_dslr = keras.random.randint([local * replicas], 0, 2, seed=self.seed_generator)
+    if replicas > 1:
+      first = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group,
+                      tf.int32) * local
+      is_dslr = is_dslr[first:first + local]
     is_dslr = tf.cast(is_dslr, tf.float32)
     pick = tf.reshape(is_dslr, [-1, 1, 1, 1])
     gray = (pick * tf.image.rgb_to_grayscale(tf.cast(dslr, tf.float32))
@@ -84,8 +118,9 @@ class DPEDTrainer(keras.Model):
     gray, is_dslr = self.critic_batch(enhanced, dslr)
     probs = self.discriminator(gray, training=training)
     hits = tf.equal(tf.argmax(probs, axis=1), tf.cast(1.0 - is_dslr, tf.int64))
-    return {"d_loss": losses.discriminator_loss(probs, is_dslr),
-            "d_accuracy": tf.reduce_mean(tf.cast(hits, tf.float32))}
+    return replica_share({"d_loss": losses.discriminator_loss(probs, is_dslr),
+                          "d_accuracy": tf.reduce_mean(tf.cast(hits, tf.float32))},
+                         sums=("d_loss",))
 
   @staticmethod
   def _scaled(optimizer, loss):
@@ -113,7 +148,10 @@ class DPEDTrainer(keras.Model):
     self._apply(self.d_optimizer, tape, d_loss, self.discriminator.trainable_variables)
 
     self.step.assign_add(1)
-    results = {**g_out, **d_out, "psnr": tf.reduce_mean(metrics.psnr(enhanced, dslr_g))}
+    results = {**g_out, **d_out,
+               **replica_share({"psnr": tf.reduce_mean(metrics.psnr(enhanced, dslr_g))})}
+    if _replicas() > 1:  # shares -> global-batch values, the same on every replica
+      results = tf.distribute.get_replica_context().all_reduce("sum", results)
     for name, value in results.items():
       self.trackers[name].update_state(value)
     return {name: t.result() for name, t in self.trackers.items()}
