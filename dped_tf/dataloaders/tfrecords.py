@@ -176,26 +176,56 @@ def split_files(tfrecord_dir, split):
   return files
 
 
+def _epoch_fn(files, shuffle_buffer, seed, num_shards, shard_index):
+  """Epoch number -> that epoch's records of this shard, in an order fixed by (seed, epoch).
+
+  Stateless shuffles (of the files, then of consecutive blocks of `shuffle_buffer`
+  records): `Dataset.shuffle` cannot take a per-epoch seed inside `flat_map`.
+  """
+  files = tf.constant(files)
+
+  def epoch(e):
+    order = tf.random.experimental.stateless_shuffle(files, tf.stack([seed, e]))
+    ds = tf.data.Dataset.from_tensor_slices(order)
+    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
+                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.shard(num_shards, shard_index).batch(shuffle_buffer).enumerate()
+    ds = ds.map(lambda i, block: tf.random.experimental.stateless_shuffle(
+        block, tf.stack([seed, e * 2**31 + i + 1])))
+    return ds.unbatch()
+  return epoch
+
+
 def make_dataset(tfrecord_dir, split, batch_size, patch_size=100, training=True,
-                 pairs_per_step=2, shuffle_buffer=10000, seed=0, augment=False):
+                 pairs_per_step=2, shuffle_buffer=10000, seed=0, augment=False,
+                 num_shards=1, shard_index=0, start_record=0):
   """Batches of (phone, dslr) float32 [N, patch, patch, 3].
 
-  Training: shards interleaved in parallel, records shuffled (as encoded bytes, so the
-  buffer stays small), repeated, decoded in parallel, batched to a static
-  `pairs_per_step * batch_size` (the trainer's two sub-steps), prefetched.
+  Training: an endless stream of epochs, each in an order fixed by (seed, epoch): shards
+  interleaved in parallel, records (every `num_shards`-th from `shard_index`: one input
+  pipeline per worker) shuffled in blocks of `shuffle_buffer` as encoded bytes, so the
+  buffer stays small; decoded in
+  parallel, batched to a static `pairs_per_step * batch_size` (the trainer's two
+  sub-steps), prefetched. `start_record` resumes the stream after that many records of
+  this shard: whole epochs are skipped for free, the rest of one epoch is read and
+  dropped undecoded; no iterator state needs checkpointing.
   Evaluation: one ordered pass, batches of `batch_size`, the last one possibly smaller.
   """
   files = split_files(tfrecord_dir, split)
   if training:
-    ds = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=seed)
-    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
-                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.shuffle(shuffle_buffer, seed=seed).repeat()
+    epoch = _epoch_fn(files, shuffle_buffer, seed, num_shards, shard_index)
+    first_epoch, offset = 0, start_record
+    if start_record:
+      pairs = read_meta(tfrecord_dir)[split]["pairs"]
+      per_epoch = len(range(shard_index, pairs, num_shards))
+      first_epoch, offset = divmod(start_record, per_epoch)
+    ds = tf.data.Dataset.range(first_epoch, 2**31).flat_map(epoch).skip(offset)
   else:
     ds = tf.data.TFRecordDataset(files)
   ds = ds.map(lambda s: parse_pair(s, patch_size), num_parallel_calls=tf.data.AUTOTUNE)
   if training and augment:
-    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed).batch(2)))
+    rand = tf.data.Dataset.random(seed=seed).batch(2).skip(start_record)
+    ds = tf.data.Dataset.zip((ds, rand))
     ds = ds.map(lambda pair, s: augment_pair(*pair, tf.cast(s, tf.int32) % (2**31 - 2)),
                 num_parallel_calls=tf.data.AUTOTUNE)
   if training:
