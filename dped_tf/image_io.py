@@ -35,16 +35,6 @@ class Photo:
   icc: bytes = None
 
 
-def header_size(path):
-  """(width, height) from the file's header, without decoding the pixels."""
-  _check_readable(path)
-  try:
-    with Image.open(path) as im:
-      return im.size
-  except Exception as e:  # Pillow raises many kinds for a file it cannot identify
-    raise DpedError(f"{path}: not a readable image ({_first_line(e)})") from None
-
-
 def read_photo(path, max_pixels=None):
   """Reads `path` upright (EXIF orientation applied). Refuses images of more than
   `max_pixels` pixels before decoding them."""
@@ -104,10 +94,6 @@ def _decode_pillow(path, im):
     if has_alpha:
       rgba = np.asarray(im.convert("RGBA"))
       return np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
-    if im.mode in ("I", "I;16", "F"):
-      gray = np.asarray(im, np.float64)
-      gray = np.clip(gray / max(gray.max(), 1.0) * 255.0, 0, 255).astype(np.uint8)
-      return np.repeat(gray[..., None], 3, axis=2), None
     return np.asarray(im.convert("RGB")), None
   except Exception as e:  # truncated data, broken codec streams
     raise DpedError(f"{path}: corrupt or truncated image ({_first_line(e)})") from None

@@ -175,18 +175,17 @@ class Enhancer:
       return x
     return x * tf.cast(self._inside(tf.shape(x)[1:3], *origin), x.dtype)[None]
 
-  def _moments(self, a, origin, masked):
-    """(count, mean, M2) per channel of a [1, h, w, C] map's pixels inside the image."""
-    if not masked:  # the fused batch-norm kernel: one pass, variance with n - 1
-      ones, zeros = tf.ones(a.shape[-1:]), tf.zeros(a.shape[-1:])
-      _, mean, var = tf.compat.v1.nn.fused_batch_norm(a, ones, zeros, is_training=True)[:3]
-      n = tf.cast(tf.shape(a)[1] * tf.shape(a)[2], tf.float32)
-      return n, mean, var * (n - 1)
-    a32 = tf.cast(a[0], tf.float32)
-    m = self._inside(tf.shape(a32)[:2], *origin)
-    n = tf.reduce_sum(m)
-    mean = tf.reduce_sum(a32 * m, axis=[0, 1]) / tf.maximum(n, 1.0)
-    return n, mean, tf.reduce_sum(tf.square((a32 - mean) * m), axis=[0, 1])
+  @staticmethod
+  def _moments(a, y0, x0, height, width, masked):
+    """(count, mean, M2) per channel of the part of a [1, h, w, C] tile core inside the
+    image (a rectangle), from the fused batch-norm kernel (one pass; its variance has
+    the n - 1 divisor)."""
+    if masked:
+      a = a[:, :tf.minimum(tf.shape(a)[1], height - y0), :tf.minimum(tf.shape(a)[2], width - x0)]
+    ones, zeros = tf.ones(a.shape[-1:]), tf.zeros(a.shape[-1:])
+    _, mean, var = tf.compat.v1.nn.fused_batch_norm(a, ones, zeros, is_training=True)[:3]
+    n = tf.cast(tf.shape(a)[1] * tf.shape(a)[2], tf.float32)
+    return n, mean, tf.where(n > 1, var * (n - 1), tf.zeros_like(var))
 
   @staticmethod
   def _origin(y0, x0, halo, height, width):
@@ -198,7 +197,7 @@ class Enhancer:
     x = tf.nn.relu(_conv(tf.cast(image, self.dtype)[None], *c[0], "VALID"))
     x = self._mask(tf.cast(x, tf.float32), self._origin(y0, x0, 1, height, width), masked)
     a = _conv(tf.cast(x, self.dtype), *c[1], "VALID")
-    return x[0, 1:-1, 1:-1], a[0], self._moments(a, (y0, x0, height, width), masked)
+    return x[0, 1:-1, 1:-1], a[0], self._moments(a, y0, x0, height, width, masked)
 
   def _middle_fn(self, a, skip, norm, conv, y0, x0, height, width, masked):
     """Stored pre-norm map (halo 1) -> norm, ReLU (+ residual input) -> next conv."""
@@ -208,7 +207,7 @@ class Enhancer:
     x = self._mask(x, self._origin(y0, x0, 1, height, width), masked)
     out = _conv(tf.cast(x, self.dtype), *conv, "VALID")
     core = x[0, 1:-1, 1:-1] if skip is not None else None
-    return core, out[0], self._moments(out, (y0, x0, height, width), masked)
+    return core, out[0], self._moments(out, y0, x0, height, width, masked)
 
   def _last_fn(self, a, skip, norm, y0, x0, height, width, masked):
     """Block3's last pre-norm map and input (halo 6) -> enhanced RGB core."""
@@ -301,9 +300,11 @@ def _input_scale(dtype):
 
 def _read_array(array, y0, x0, h, w):
   """array[y0:y0+h, x0:x0+w] with zeros where the window leaves the array."""
-  buf = np.zeros((h, w) + array.shape[2:], array.dtype)
   ys, ye = max(y0, 0), min(y0 + h, array.shape[0])
   xs, xe = max(x0, 0), min(x0 + w, array.shape[1])
+  if (ys, ye, xs, xe) == (y0, y0 + h, x0, x0 + w):
+    return np.ascontiguousarray(array[ys:ye, xs:xe])
+  buf = np.zeros((h, w) + array.shape[2:], array.dtype)
   if ys < ye and xs < xe:
     buf[ys - y0:ye - y0, xs - x0:xe - x0] = array[ys:ye, xs:xe]
   return buf
@@ -329,8 +330,7 @@ class _Moments:
 
 class _TilePlan:
   """Tiles of th x tw covering the image; a tile is `masked` when its largest window
-  (the core plus the tail's halo) leaves the image (or it is one pixel: the unmasked
-  moments divide by n - 1)."""
+  (the core plus the tail's halo) leaves the image."""
 
   def __init__(self, height, width, tile):
     if tile < 1:
@@ -345,7 +345,7 @@ class _TilePlan:
       for j in range(self.cols):
         y0, x0 = i * self.th, j * self.tw
         masked = (min(y0, x0) < _FINAL_HALO or y0 + self.th + _FINAL_HALO > self.height
-                  or x0 + self.tw + _FINAL_HALO > self.width or self.th * self.tw < 2)
+                  or x0 + self.tw + _FINAL_HALO > self.width)
         yield y0, x0, masked
 
   def working_bytes(self):

@@ -3,7 +3,7 @@
 Prints: the machine's own 3x3 64->64 convolution throughput over a 1 MP map (fp32 and
 bf16); whole-image and exact tiled MPix/s at 1 MP and 4 MP in both precisions, with
 the ratio achieved / conv peak (0.8 MFLOP per pixel); PSNR of tiled vs whole-image and
-of bf16 vs fp32; a per-stage profile; the peak RSS of `dped-tf enhance` on a 6000x4000
+of bf16 vs fp32; XLA against the default graphs; a per-stage profile; the peak RSS of `dped-tf enhance` on a 6000x4000
 (24 MP) photo, measured in a subprocess.
 
   python experiments/bench_inference.py [--model G.keras] [--skip_24mp]
@@ -180,6 +180,20 @@ def main():
           f"{psnr(np.clip(outputs[('bfloat16', side)], 0, 1), np.clip(outputs[('float32', side)], 0, 1)):.1f} dB")
   print("  (targets: fp32 >= 0.19 MPix/s and >= 0.85 of conv peak; bf16 >= 0.45 MPix/s, "
         ">= 40 dB vs fp32; tiled >= 0.5x whole; tiled vs whole >= 45 dB)")
+
+  print("\nXLA (jit_compile) vs the default graphs, whole-image and tiled, 512x512, MPix/s:")
+  image = photo(512, 512)
+  for precision in ("float32", "bfloat16"):
+    speeds = []
+    for jit in (False, True):
+      enhancer = inference.Enhancer(weights, precision, jit_compile=jit)
+      warm_up(enhancer, settings)
+      enhancer.whole(image[None] / np.float32(255))
+      enhancer.tiled(image, tile=256)
+      speeds.append(0.262144 / timed(lambda: enhancer.whole(image[None] / np.float32(255)))[1])
+      speeds.append(0.262144 / timed(lambda: enhancer.tiled(image, tile=256))[1])
+    print(f"  {precision:<9} whole {speeds[0]:.3f} -> XLA {speeds[2]:.3f}; "
+          f"tiled {speeds[1]:.3f} -> XLA {speeds[3]:.3f}")
 
   print("\nprofile, one 512x512 tile (ms):")
   for precision in ("float32", "bfloat16"):

@@ -114,7 +114,7 @@ def test_auto_mode_and_tile_side_follow_the_budget():
 
 def test_tiled_memory_stays_bounded(model, tmp_path):
   """1 MP in bfloat16 with a 64 MB budget: the peak RSS grows far less than the 4
-  full-size activation maps (4 x 128 MB) that whole-image staging would hold."""
+  full-size maps (2 x 128 MB bfloat16, 2 x 256 MB float32) that staging in RAM holds."""
   image = (photo(1024, 1024) * 255).astype(np.uint8)
   enhancer = inference.Enhancer.from_model(model, "bfloat16")
   settings = inference.MemorySettings(budget=64 * 2**20, tmp_dir=str(tmp_path))
