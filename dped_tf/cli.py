@@ -7,6 +7,7 @@ commands only when they need it.
 
 import importlib
 import os
+import re
 import sys
 
 from absl import flags
@@ -87,6 +88,19 @@ def main(argv):
     return module.main(fv, rest[1:]) or 0
   except DpedError as e:
     print(f"dped-tf {name}: error: {e}", file=sys.stderr)
+    return 2
+  except OSError as e:  # a full disk, a vanished or unreadable file met mid-run
+    where = f"{e.filename}: " if e.filename else ""
+    print(f"dped-tf {name}: error: {where}{e.strerror or e}", file=sys.stderr)
+    return 2
+  except Exception as e:  # pylint: disable=broad-except
+    tf = sys.modules.get("tensorflow")
+    if tf is None or not isinstance(e, tf.errors.OpError):
+      raise
+    # TensorFlow's I/O errors (corrupt TFRecords, a full disk under a checkpoint write)
+    # carry the graph node after the first line.
+    message = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", e.message.strip())
+    print(f"dped-tf {name}: error: {message.splitlines()[0]}", file=sys.stderr)
     return 2
   except KeyboardInterrupt:
     print(f"dped-tf {name}: interrupted", file=sys.stderr)

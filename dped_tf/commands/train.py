@@ -97,5 +97,9 @@ def main(fv, argv):
   if not has_records:
     print(f"Converting {fv.dped_dir} ({fv.phone}) to TFRecords in {tfrecord_dir}")
     tfrecords.convert_dped_folder(fv.dped_dir, fv.phone, tfrecord_dir, cfg.patch_size)
-  train_lib.train(cfg, tfrecord_dir, fv.model_dir or os.path.join("runs", fv.phone),
-                  jit_compile=fv.xla, vgg=content, strategy=strategy)
+  try:
+    train_lib.train(cfg, tfrecord_dir, fv.model_dir or os.path.join("runs", fv.phone),
+                    jit_compile=fv.xla, vgg=content, strategy=strategy)
+  except tf.errors.DataLossError as e:
+    raise DpedError(f"{tfrecord_dir}: corrupt TFRecords ({e.message.splitlines()[0]}); "
+                    "convert again with `dped-tf prepare --overwrite`") from None

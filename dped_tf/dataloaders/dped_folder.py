@@ -45,7 +45,11 @@ def scan_pairs(dped_dir, phone, split):
     for name in os.listdir(d):
       m = _INDEX.match(name)
       if m:
-        found[int(m.group(1))] = os.path.join(d, name)
+        index = int(m.group(1))
+        if index in found:
+          raise DpedError(f"{os.path.join(d, name)}: index {index} also used by "
+                          f"{found[index]}")
+        found[index] = os.path.join(d, name)
       else:
         ignored.append(os.path.join(d, name))
     listed.append(found)
