@@ -5,12 +5,13 @@ tiles cannot be enhanced independently. The tiled engine runs the generator in n
 stages, one per norm layer plus the tail: stage k reads the stored pre-norm activation
 of stage k - 1 tile by tile (with a 1-pixel halo), normalises it with the now-known
 whole-image statistics, applies the next 3x3 convolution and stores its pre-norm output
-while accumulating that layer's per-channel statistics (per-tile float32 moments,
-combined exactly in float64). Every convolution is computed once, plus the halos; the
-result equals whole-image inference up to float rounding. Stored activations (the
-pre-norm map and the residual input, 64 channels each) stay in RAM while they fit the
-memory budget and go to unlinked temporary files otherwise, so that the resident memory
-is bounded by the tile size, not the photo size.
+while accumulating that layer's per-channel statistics (per-tile float32 moments from
+the fused batch-norm kernel, combined exactly in float64). Every convolution is computed
+once, plus the halos; the result equals whole-image inference up to float rounding. The
+stored maps (the pre-norm map in the compute dtype, the residual input in float32; 64
+channels each, two of each alive at a time) stay in RAM while they fit the memory
+budget and go to unlinked temporary files otherwise, so that the resident memory is
+bounded by the tile size, not the photo size.
 """
 
 import dataclasses

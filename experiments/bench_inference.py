@@ -14,7 +14,6 @@ output; speed does not depend on the weights, the bf16-vs-fp32 PSNR does).
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -116,20 +115,34 @@ def profile(enhancer, side=512):
   return out
 
 
+# The child reads its own high-water mark: ru_maxrss would also count the parent's pages
+# (Linux carries the pre-exec memory of a forked child into its maxrss).
+_CHILD = """
+import sys
+from dped_tf import cli
+status = cli.main(["dped-tf", "enhance"] + sys.argv[1:])
+with open("/proc/self/status") as f:
+  peak = [l.split()[1] for l in f if l.startswith("VmHWM:")][0]
+print("peak_rss_kb", peak)
+sys.exit(status)
+"""
+
+
 def rss_24mp(model_path, work):
   """Runs `dped-tf enhance` on a 6000x4000 JPEG in a subprocess: (peak RSS MB, s)."""
   src = os.path.join(work, "in", "big.jpg")
   os.makedirs(os.path.dirname(src))
   cv2.imwrite(src, photo(4000, 6000)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
-  cmd = [sys.executable, "-m", "dped_tf.cli", "enhance", src, "--model", model_path,
+  cmd = [sys.executable, "-c", _CHILD, src, "--model", model_path,
          "--out", os.path.join(work, "out"), "--tmp_dir", work]
   start = time.perf_counter()
   proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
   seconds = time.perf_counter() - start
   if proc.returncode:
     raise SystemExit(f"enhance failed: {proc.stderr.strip().splitlines()[-1:]}")
-  peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-  return peak_kb / 1024, seconds, proc.stdout.strip().splitlines()[0]
+  lines = proc.stdout.strip().splitlines()
+  peak_kb = int([l for l in lines if l.startswith("peak_rss_kb")][0].split()[1])
+  return peak_kb / 1024, seconds, lines[0]
 
 
 def main():
