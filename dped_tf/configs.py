@@ -28,7 +28,16 @@ class LossConfig:
 LOSS_PRESETS = {
     "reference": LossConfig(),
     "paper": LossConfig(w_content=1.0, w_color=0.1, w_texture=0.4, w_tv=400.0),
+    # The baselines of Table 2 (SPEC 6): SRCNN under MSE, Johnson et al. under VGG only.
+    "srcnn": LossConfig(w_content=0.0, w_color=0.0, w_texture=0.0, w_tv=0.0, w_mse=1.0),
+    "johnson": LossConfig(w_content=1.0, w_color=0.0, w_texture=0.0, w_tv=0.0),
+    # `make demo` (10 CPU minutes): color + pixel MSE, no critic, no VGG; see dped_tf/demo.py.
+    "demo": LossConfig(w_content=0.0, w_color=0.5, w_texture=0.0, w_tv=0.0, w_mse=1000.0),
 }
+
+MODELS = ("dped", "srcnn", "johnson")   # dped_tf.modeling.baselines
+MODEL_PRESETS = {"dped": "reference", "srcnn": "srcnn", "johnson": "johnson"}
+INITS = ("reference", "identity")       # identity: dped_tf.modeling.warm_start
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,8 +57,16 @@ class TrainConfig:
   vgg_weights: str = "imagenet"
   shuffle_buffer: int = 10000
   seed: int = 0
+  model: str = "dped"                # "dped", or a baseline: "srcnn", "johnson"
+  init: str = "reference"            # generator start: "reference" or "identity"
 
   def __post_init__(self):
+    if self.model not in MODELS:
+      raise ValueError(f"unknown model {self.model!r} (choose from {', '.join(MODELS)})")
+    if self.init not in INITS:
+      raise ValueError(f"unknown init {self.init!r} (choose from {', '.join(INITS)})")
+    if self.init == "identity" and self.model == "srcnn":
+      raise ValueError("init 'identity' applies to the DPED generator, not srcnn")
     if self.phone not in PHONES:
       raise ValueError(f"unknown phone {self.phone!r} (choose from {', '.join(PHONES)})")
     if self.precision not in PRECISIONS:

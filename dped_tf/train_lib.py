@@ -19,7 +19,8 @@ from dped_tf.configs import TrainConfig
 from dped_tf.dataloaders import tfrecords
 from dped_tf.errors import DpedError
 from dped_tf.modeling.discriminator import Discriminator
-from dped_tf.modeling.generator import Generator
+from dped_tf.modeling import warm_start
+from dped_tf.modeling.baselines import make_generator
 from dped_tf.modeling.trainer import DPEDTrainer
 from dped_tf.modeling.vgg import load_content_network
 
@@ -35,8 +36,10 @@ def build_trainer(cfg: TrainConfig, vgg=None):
   precision.set_policy(cfg.precision)
   content_network, vgg_source = vgg or load_content_network(cfg.vgg_weights, seed=cfg.seed)
   keras.utils.set_random_seed(cfg.seed)
-  generator, discriminator = Generator(norm=cfg.norm), Discriminator()
+  generator, discriminator = make_generator(cfg.model, cfg.norm), Discriminator()
   generator.build((None, None, None, 3))
+  if cfg.init == "identity":
+    warm_start.identity_init(generator)
   discriminator.build((None, cfg.patch_size, cfg.patch_size, 1))
   content_network.build((None, None, None, 3))
   trainer = DPEDTrainer(generator, discriminator, content_network, cfg.loss, seed=cfg.seed)

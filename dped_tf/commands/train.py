@@ -22,9 +22,17 @@ def define_flags(fv):
   flags.DEFINE_string("vgg_weights", d.vgg_weights, "'imagenet' (Keras download/cache), a "
                       "Keras .h5, a MatConvNet imagenet-vgg-verydeep-19.mat, or 'none' (random "
                       "weights: not the paper's content loss).", flag_values=fv)
-  flags.DEFINE_enum("preset", "reference", list(configs.LOSS_PRESETS),
-                    "Loss weights: 'reference' (released code) or 'paper' (Eq. 8).",
+  flags.DEFINE_enum("model", d.model, list(configs.MODELS), "Network: 'dped' (the "
+                    "generator) or a Table-2 baseline: 'srcnn' (Dong et al.), 'johnson' "
+                    "(Johnson et al.: the generator under the VGG content loss only).",
                     flag_values=fv)
+  flags.DEFINE_enum("preset", None, list(configs.LOSS_PRESETS),
+                    "Loss weights: 'reference' (released code), 'paper' (Eq. 8), 'srcnn', "
+                    "'johnson', 'demo' (color + MSE); default: the --model's own "
+                    "(dped: reference).", flag_values=fv)
+  flags.DEFINE_enum("init", d.init, list(configs.INITS), "Generator start: 'reference' "
+                    "(truncated normal 0.01) or 'identity' (near the identity map; "
+                    "short CPU runs).", flag_values=fv)
   flags.DEFINE_enum("texture_form", None, ["reference", "paper"],
                     "Override the generator's texture loss form.", flag_values=fv)
   flags.DEFINE_integer("texture_warmup", 0, "Iterations with the texture loss off.",
@@ -72,7 +80,7 @@ def main(fv, argv):
   if not has_records and not os.path.isdir(fv.dped_dir):
     raise DpedError(f"{fv.dped_dir}: dataset folder not found (and no TFRecords in "
                     f"{tfrecord_dir})")
-  loss = configs.LOSS_PRESETS[fv.preset]
+  loss = configs.LOSS_PRESETS[fv.preset or configs.MODEL_PRESETS[fv.model]]
   loss = dataclasses.replace(loss, texture_warmup=fv.texture_warmup,
                              texture_form=fv.texture_form or loss.texture_form)
   try:
@@ -81,7 +89,7 @@ def main(fv, argv):
         patch_size=fv.patch_size, iterations=fv.iterations, learning_rate=fv.learning_rate,
         eval_every=fv.eval_every, checkpoint_every=fv.checkpoint_every,
         eval_batches=fv.eval_batches, precision=fv.precision, vgg_weights=fv.vgg_weights,
-        seed=fv.seed)
+        seed=fv.seed, model=fv.model, init=fv.init)
   except ValueError as e:
     raise DpedError(str(e)) from None
   import tensorflow as tf  # pylint: disable=import-outside-toplevel

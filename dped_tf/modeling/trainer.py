@@ -74,18 +74,25 @@ class DPEDTrainer(keras.Model):
     return self.generator(phone, training=training)
 
   def generator_losses(self, phone, dslr, training):
-    """Enhances `phone` and returns (enhanced, dict of float32 losses incl. `g_loss`)."""
+    """Enhances `phone` and returns (enhanced, dict of float32 losses incl. `g_loss`).
+
+    In training, the content and texture terms are not computed (logged as 0) where
+    their weight is 0: no VGG-19 or critic pass (baselines, `demo` preset)."""
     cfg = self.loss_config
     enhanced = self.generator(phone, training=training)
     dslr = tf.cast(dslr, tf.float32)
-    probs = self.discriminator(tf.image.rgb_to_grayscale(enhanced), training=training)
+    skip_content = training and not cfg.w_content
+    skip_texture = training and not cfg.w_texture
+    probs = (None if skip_texture else
+             self.discriminator(tf.image.rgb_to_grayscale(enhanced), training=training))
     # Two calls, not one on the concatenated batch: backprop then runs through the
     # enhanced half only.
     out = replica_share({
-        "content": losses.content_loss(self.content_network(enhanced),
-                                       tf.stop_gradient(self.content_network(dslr))),
+        "content": tf.constant(0.0) if skip_content else losses.content_loss(
+            self.content_network(enhanced), tf.stop_gradient(self.content_network(dslr))),
         "color": losses.color_loss(dslr, enhanced),
-        "texture": losses.texture_loss(probs, cfg.texture_form),
+        "texture": (tf.constant(0.0) if skip_texture
+                    else losses.texture_loss(probs, cfg.texture_form)),
         "tv": losses.tv_loss(enhanced),
         "mse": losses.mse_loss(dslr, enhanced),
     }, sums=("texture",))
@@ -141,11 +148,14 @@ class DPEDTrainer(keras.Model):
       g_loss = self._scaled(self.g_optimizer, g_out["g_loss"])
     self._apply(self.g_optimizer, tape, g_loss, self.generator.trainable_variables)
 
-    enhanced_d = self.generator(phone_d, training=True)
-    with tf.GradientTape() as tape:
-      d_out = self.critic_losses(enhanced_d, dslr_d, training=True)
-      d_loss = self._scaled(self.d_optimizer, d_out["d_loss"])
-    self._apply(self.d_optimizer, tape, d_loss, self.discriminator.trainable_variables)
+    if self.loss_config.w_texture:
+      enhanced_d = self.generator(phone_d, training=True)
+      with tf.GradientTape() as tape:
+        d_out = self.critic_losses(enhanced_d, dslr_d, training=True)
+        d_loss = self._scaled(self.d_optimizer, d_out["d_loss"])
+      self._apply(self.d_optimizer, tape, d_loss, self.discriminator.trainable_variables)
+    else:  # no texture term: the critic step would be wasted work
+      d_out = {"d_loss": tf.constant(0.0), "d_accuracy": tf.constant(0.0)}
 
     self.step.assign_add(1)
     results = {**g_out, **d_out,
