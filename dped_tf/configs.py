@@ -33,6 +33,8 @@ LOSS_PRESETS = {
     "johnson": LossConfig(w_content=1.0, w_color=0.0, w_texture=0.0, w_tv=0.0),
     # `make demo` (10 CPU minutes): color + pixel MSE, no critic, no VGG; see dped_tf/demo.py.
     "demo": LossConfig(w_content=0.0, w_color=0.5, w_texture=0.0, w_tv=0.0, w_mse=1000.0),
+    # ... with the VGG-19 content term, when ImageNet weights are at hand.
+    "demo_vgg": LossConfig(w_content=1.0, w_color=0.5, w_texture=0.0, w_tv=0.0, w_mse=1000.0),
 }
 
 MODELS = ("dped", "srcnn", "johnson")   # dped_tf.modeling.baselines
