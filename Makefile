@@ -27,7 +27,7 @@ bench: install
 train: install
 	$(VENV)/bin/dped-tf train --phone $(PHONE) --dped_dir $(DPED_DIR) $(ARGS)
 
-# The sample pipeline end to end on a 2-core CPU (~12 minutes): runs/demo/report.md.
+# The sample pipeline end to end on a 2-core CPU (about 10 minutes): runs/demo/report.md.
 # VGG=/path/to/vgg19 .h5 or .mat: ImageNet VGG-19 weights for the content term.
 demo: install
 	$(PY) -m dped_tf.demo --phone $(PHONE) $(if $(VGG),--vgg_weights $(VGG))
