@@ -57,6 +57,7 @@ class TrainConfig:
   eval_batches: int = 0              # 0: the whole test set
   precision: str = "float32"
   vgg_weights: str = "imagenet"
+  vgg_precision: str = "float32"     # "bfloat16": faster content term, not the reference
   shuffle_buffer: int = 10000
   seed: int = 0
   model: str = "dped"                # "dped", or a baseline: "srcnn", "johnson"
@@ -71,6 +72,8 @@ class TrainConfig:
       raise ValueError("init 'identity' applies to the DPED generator, not srcnn")
     if self.phone not in PHONES:
       raise ValueError(f"unknown phone {self.phone!r} (choose from {', '.join(PHONES)})")
+    if self.vgg_precision not in ("float32", "bfloat16"):
+      raise ValueError(f"unknown VGG precision {self.vgg_precision!r} (float32 or bfloat16)")
     if self.precision not in PRECISIONS:
       raise ValueError(f"unknown precision {self.precision!r} "
                        f"(choose from {', '.join(PRECISIONS)})")

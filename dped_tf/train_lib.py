@@ -34,7 +34,8 @@ def build_trainer(cfg: TrainConfig, vgg=None):
   Returns (trainer, vgg_source).
   """
   precision.set_policy(cfg.precision)
-  content_network, vgg_source = vgg or load_content_network(cfg.vgg_weights, seed=cfg.seed)
+  content_network, vgg_source = vgg or load_content_network(
+      cfg.vgg_weights, seed=cfg.seed, compute_dtype=cfg.vgg_precision)
   keras.utils.set_random_seed(cfg.seed)
   generator, discriminator = make_generator(cfg.model, cfg.norm), Discriminator()
   generator.build((None, None, None, 3))

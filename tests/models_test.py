@@ -2,8 +2,10 @@
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
+from dped_tf.errors import DpedError
 from dped_tf.modeling.discriminator import Discriminator
 from dped_tf.modeling.generator import Generator, load_generator
 from dped_tf.modeling.layers import InstanceNorm
@@ -153,3 +155,16 @@ def test_save_and_load_generator(tmp_path):
   g.save(path)
   loaded = load_generator(path)
   np.testing.assert_allclose(loaded(x).numpy(), g(x).numpy(), atol=1e-6)
+
+
+def test_load_generator_names_the_problem(tmp_path):
+  empty, truncated = tmp_path / "empty.keras", tmp_path / "truncated.keras"
+  empty.write_bytes(b"")
+  g = randomized_generator(10)
+  g.save(str(tmp_path / "g.keras"))
+  truncated.write_bytes((tmp_path / "g.keras").read_bytes()[:1000])
+  for path in (empty, truncated):
+    with pytest.raises(DpedError, match=f"{path.name}: not a .keras model archive"):
+      load_generator(str(path))
+  with pytest.raises(DpedError, match="model file not found"):
+    load_generator(str(tmp_path / "missing.keras"))

@@ -140,3 +140,18 @@ def test_imagenet_unreachable_is_a_one_line_error(tmp_path):
   line = [l for l in out.stdout.splitlines() if l.startswith("ERR")]
   assert line, out.stdout + out.stderr
   assert "--vgg_weights=" in line[0] and ".mat" in line[0]
+
+
+def test_bfloat16_content_network_is_close_to_float32(random_weights, images, tmp_path):
+  h5_path = str(tmp_path / "vgg19_notop.h5")
+  write_legacy_h5(h5_path, random_weights)
+  f32, _ = vgg.load_content_network(h5_path)
+  bf16, _ = vgg.load_content_network(h5_path, compute_dtype="bfloat16")
+  assert bf16.conv_layers()[0].compute_dtype == "bfloat16"
+  assert bf16.conv_layers()[0].kernel.dtype == "float32" and bf16.trainable_variables == []
+  a, b = f32(images).numpy(), bf16(images).numpy()
+  assert b.dtype == np.float32
+  rel = np.linalg.norm(a - b) / np.linalg.norm(a)
+  assert 0 < rel < 0.05, rel
+  with pytest.raises(ValueError):
+    vgg.ContentNetwork(compute_dtype="float16")

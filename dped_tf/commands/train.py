@@ -54,6 +54,10 @@ def define_flags(fv):
                        "iterations.", lower_bound=1, flag_values=fv)
   flags.DEFINE_integer("eval_batches", d.eval_batches, "Test batches per evaluation "
                        "(0: all).", lower_bound=0, flag_values=fv)
+  flags.DEFINE_enum("vgg_precision", d.vgg_precision, ["float32", "bfloat16"],
+                    "VGG-19 compute dtype: float32 (reference numerics, under any policy) or "
+                    "bfloat16 (opt-in: about 1.5x faster bf16 iterations on CPU).",
+                    flag_values=fv)
   flags.DEFINE_enum("precision", d.precision, list(configs.PRECISIONS), "Numeric policy.",
                     flag_values=fv)
   flags.DEFINE_bool("xla", False, "Compile the train step with XLA.", flag_values=fv)
@@ -89,6 +93,7 @@ def main(fv, argv):
         patch_size=fv.patch_size, iterations=fv.iterations, learning_rate=fv.learning_rate,
         eval_every=fv.eval_every, checkpoint_every=fv.checkpoint_every,
         eval_batches=fv.eval_batches, precision=fv.precision, vgg_weights=fv.vgg_weights,
+        vgg_precision=fv.vgg_precision,
         seed=fv.seed, model=fv.model, init=fv.init)
   except ValueError as e:
     raise DpedError(str(e)) from None
@@ -101,7 +106,8 @@ def main(fv, argv):
   strategy = train_lib.make_strategy(fv.strategy)
   # Unusable VGG weights fail before any time goes into data conversion.
   with strategy.scope():
-    content = vgg.load_content_network(cfg.vgg_weights, seed=cfg.seed)
+    content = vgg.load_content_network(cfg.vgg_weights, seed=cfg.seed,
+                                       compute_dtype=cfg.vgg_precision)
   if not has_records:
     print(f"Converting {fv.dped_dir} ({fv.phone}) to TFRecords in {tfrecord_dir}")
     tfrecords.convert_dped_folder(fv.dped_dir, fv.phone, tfrecord_dir, cfg.patch_size)

@@ -1,6 +1,7 @@
 """The image transformation network (SPEC 1; paper Fig. 5)."""
 
 import os
+import zipfile
 
 import keras
 import tensorflow as tf
@@ -84,6 +85,9 @@ def load_generator(path):
   """A `Generator` saved as `.keras` (by `dped-tf train` or `import-checkpoint`)."""
   if not os.path.isfile(path):
     raise DpedError(f"{path}: model file not found")
+  if not zipfile.is_zipfile(path):  # Keras would say "file not found"
+    raise DpedError(f"{path}: not a .keras model archive (empty, truncated or another "
+                    "format)")
   try:
     model = keras.models.load_model(path, compile=False)
   except Exception as e:  # Keras raises many kinds for a bad archive
