@@ -138,6 +138,19 @@ def test_test_step_metrics(records):
     assert np.isfinite(float(logs[name]))
 
 
+def test_evaluation_means_weight_batches_by_size(records):
+  trainer = make_trainer()
+  ds = list(tfrecords.make_dataset(records, "test", 3, PATCH, training=False))
+  assert [int(b[0].shape[0]) for b in ds] == [3, 1]
+  per_image = []
+  for phone, dslr in ds:
+    enhanced = trainer.generator(phone).numpy().astype(np.float64)
+    mse = np.mean((enhanced - dslr.numpy()) ** 2, axis=(1, 2, 3))
+    per_image.extend(10 * np.log10(1 / mse))
+    logs = trainer.test_step((phone, dslr))
+  np.testing.assert_allclose(float(logs["psnr"]), np.mean(per_image), rtol=1e-4)
+
+
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_step(records, policy):
   trainer = make_trainer(precision=policy)

@@ -175,6 +175,7 @@ class DPEDTrainer(keras.Model):
                "psnr": tf.reduce_mean(metrics.psnr(enhanced, dslr)),
                "ssim": tf.reduce_mean(metrics.ssim(enhanced, dslr)),
                "ms_ssim": tf.reduce_mean(metrics.ms_ssim(enhanced, dslr))}
+    batch = tf.cast(tf.shape(phone)[0], tf.float32)  # a smaller last batch counts less
     for name, value in results.items():
-      self.eval_trackers[name].update_state(value)
+      self.eval_trackers[name].update_state(value, sample_weight=batch)
     return {name: t.result() for name, t in self.eval_trackers.items()}
