@@ -186,16 +186,3 @@ def _png_with_metadata(data, exif, icc):
     chunks += _png_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\0\0") else exif)
   at = 8 + 25  # signature + IHDR
   return data[:at] + chunks + data[at:]
-
-
-def write_atomic(path, data):
-  """Writes bytes through a temporary file in the same folder and a rename."""
-  tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.tmp-{os.getpid()}")
-  try:
-    with open(tmp, "wb") as f:
-      f.write(data)
-    os.replace(tmp, path)
-  except OSError as e:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise DpedError(f"{path}: cannot write ({e.strerror})") from None

@@ -12,8 +12,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dped_tf.dataloaders.tfrecords import atomic_write_bytes
 from dped_tf.errors import DpedError
+from dped_tf.fileio import atomic_write_bytes, publish_dir
 from dped_tf.modeling.generator import Generator
 
 IMAGE_FORMATS = ("png", "jpeg")
@@ -180,7 +180,6 @@ def export_saved_model(generator, export_dir, version, overwrite=False, image_fo
     raise DpedError(f"{target}: export version exists (pass --overwrite or another --version)")
   os.makedirs(export_dir, exist_ok=True)
   tmp = os.path.join(export_dir, f".tmp-{os.getpid()}-{version}")
-  old = os.path.join(export_dir, f".old-{os.getpid()}-{version}")
   shutil.rmtree(tmp, ignore_errors=True)
   module = serving_module(float32_copy(generator), image_format, jpeg_quality)
   try:
@@ -190,10 +189,7 @@ def export_saved_model(generator, export_dir, version, overwrite=False, image_fo
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
-  if os.path.exists(target):
-    os.replace(target, old)
-  os.replace(tmp, target)
-  shutil.rmtree(old, ignore_errors=True)
+  publish_dir(tmp, target)
   return target, _dir_size(target)
 
 

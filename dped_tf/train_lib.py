@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from dped_tf import fileio
 from dped_tf import precision
 from dped_tf.configs import TrainConfig
 from dped_tf.dataloaders import tfrecords
@@ -112,19 +113,13 @@ def before_after_grid(generator, phone, dslr):
   return tf.image.convert_image_dtype(grid, tf.uint8, saturate=True)
 
 
-def save_keras_atomic(model, path):
-  tmp = os.path.join(os.path.dirname(path), f".tmp-{os.getpid()}-{os.path.basename(path)}")
-  model.save(tmp)
-  os.replace(tmp, path)
-
-
 def _write_summary(model_dir, cfg, warnings, step, metrics):
   lines = [f"**WARNING: {w}**\n" for w in warnings]
   lines += [f"# dped_tf training run, step {step} of {cfg.iterations}\n",
             "| metric | value |", "|---|---|"]
   lines += [f"| {k} | {v:.5g} |" for k, v in metrics.items()]
   lines += ["", "```json", json.dumps(dataclasses.asdict(cfg), indent=1), "```", ""]
-  tfrecords.atomic_write_bytes(os.path.join(model_dir, "summary.md"), "\n".join(lines).encode())
+  fileio.atomic_write_bytes(os.path.join(model_dir, "summary.md"), "\n".join(lines).encode())
 
 
 def train(cfg: TrainConfig, tfrecord_dir, model_dir, jit_compile=False, vgg=None,
@@ -231,7 +226,7 @@ def _train(cfg, tfrecord_dir, model_dir, jit_compile, vgg, strategy, chief, meta
       if not chief:
         continue
       grid = before_after_grid(trainer.generator, fixed_phone, fixed_dslr)
-      tfrecords.atomic_write_bytes(os.path.join(model_dir, "images", f"step_{step:06d}.png"),
+      fileio.atomic_write_bytes(os.path.join(model_dir, "images", f"step_{step:06d}.png"),
                                    tf.io.encode_png(grid).numpy())
       with writer.as_default(step=step):
         for name, value in metrics.items():
@@ -240,8 +235,8 @@ def _train(cfg, tfrecord_dir, model_dir, jit_compile, vgg, strategy, chief, meta
         for w in warnings:
           tf.summary.text("warnings", w)
       writer.flush()
-      save_keras_atomic(trainer.generator, os.path.join(model_dir, f"generator_{step:06d}.keras"))
-      save_keras_atomic(trainer.generator, os.path.join(model_dir, "generator.keras"))
+      fileio.save_keras_atomic(trainer.generator, os.path.join(model_dir, f"generator_{step:06d}.keras"))
+      fileio.save_keras_atomic(trainer.generator, os.path.join(model_dir, "generator.keras"))
       with open(os.path.join(model_dir, "metrics.jsonl"), "a") as f:
         f.write(json.dumps({"step": step, **metrics, "warnings": warnings}) + "\n")
       _write_summary(model_dir, cfg, warnings, step, metrics)

@@ -5,6 +5,7 @@ import sys
 
 from absl import flags
 
+from dped_tf import fileio
 from dped_tf.errors import DpedError
 
 MODES = ("auto", "whole", "tiled")
@@ -120,7 +121,7 @@ def _enhance_one(path, enhancer, settings, planned, fv):
   depth = image_io.output_depth(os.path.splitext(target)[1], photo.pixels.dtype)
   enhanced = inference.enhance(enhancer, photo.pixels, depth, settings)
   after = image_io.Photo(enhanced, photo.alpha, photo.exif, photo.icc)
-  image_io.write_atomic(target, image_io.encode_photo(os.path.splitext(target)[1], after,
+  fileio.atomic_write_bytes(target, image_io.encode_photo(os.path.splitext(target)[1], after,
                                                       fv.quality))
   if fv.side_by_side:
     _write_comparison(path, target, photo, after, fv)
@@ -145,5 +146,5 @@ def _write_comparison(path, target, before, after, fv):
   _check_target(path, compare, set(), fv.overwrite)
   pixels = np.concatenate([image_io.to_depth(before.pixels, after.pixels.dtype),
                            after.pixels], axis=1)
-  image_io.write_atomic(compare, image_io.encode_photo(
+  fileio.atomic_write_bytes(compare, image_io.encode_photo(
       ext, image_io.Photo(pixels, None, after.exif, after.icc), fv.quality))

@@ -50,7 +50,7 @@ def main(fv, argv):
   # pylint: disable=import-outside-toplevel
   from dped_tf import evaluation
   from dped_tf import inference
-  from dped_tf.dataloaders.tfrecords import atomic_write_bytes
+  from dped_tf.fileio import atomic_write_bytes
   from dped_tf.modeling.generator import load_generator
   models = {}
   for label, path in specs:

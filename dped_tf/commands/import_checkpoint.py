@@ -26,7 +26,7 @@ def main(fv, argv):
     raise DpedError(f"{fv.out}: exists (pass --overwrite to replace it)")
   prefix = fv.checkpoint[:-len(".index")] if fv.checkpoint.endswith(".index") else fv.checkpoint
   from dped_tf import interop  # pylint: disable=import-outside-toplevel
-  from dped_tf.train_lib import save_keras_atomic  # pylint: disable=import-outside-toplevel
+  from dped_tf.fileio import save_keras_atomic  # pylint: disable=import-outside-toplevel
   generator = interop.import_checkpoint(prefix)
   os.makedirs(os.path.dirname(os.path.abspath(fv.out)), exist_ok=True)
   save_keras_atomic(generator, fv.out)

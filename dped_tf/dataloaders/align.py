@@ -20,6 +20,7 @@ import shutil
 import cv2
 import numpy as np
 
+from dped_tf import fileio
 from dped_tf.dataloaders import dped_folder
 from dped_tf.errors import DpedError
 
@@ -317,15 +318,6 @@ def check_output(out_dir, phone, inputs, overwrite):
   return final
 
 
-def publish(tmp, final):
-  """Moves the finished folder `tmp` to `final`, replacing what was there."""
-  old = f"{final}.old-{os.getpid()}"
-  if os.path.exists(final):
-    os.replace(final, old)
-  os.replace(tmp, final)
-  shutil.rmtree(old, ignore_errors=True)
-
-
 def make_layout(root, phone):
   for split in ("train", "test"):
     for d in dped_folder.split_dirs(root, phone, split):
@@ -403,7 +395,7 @@ def align_photos(pairs, out_dir, phone, cfg=AlignConfig(), workers=None, overwri
     }
     with open(os.path.join(tmp, phone, REPORT), "w") as f:
       json.dump(report, f, indent=1)
-    publish(os.path.join(tmp, phone), final)
+    fileio.publish_dir(os.path.join(tmp, phone), final)
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
   return report

@@ -11,6 +11,7 @@ import shutil
 import cv2
 import numpy as np
 
+from dped_tf import fileio
 from dped_tf.dataloaders import align
 from dped_tf.dataloaders import camera_sim
 from dped_tf.dataloaders import dped_folder
@@ -125,7 +126,7 @@ def build_sample(out_dir, phone, patch_size=100, train_patches=1500, test_patche
           with open(path, "wb") as f:
             f.write(align.encode_jpeg(view))
     written = align.number_patches(tmp, phone, order)
-    align.publish(os.path.join(tmp, phone), final)
+    fileio.publish_dir(os.path.join(tmp, phone), final)
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
   description = f"scikit-image photos + simulated {phone} camera, seed {seed}"

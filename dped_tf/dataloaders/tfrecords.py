@@ -15,19 +15,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from dped_tf import fileio
 from dped_tf.dataloaders import dped_folder
 from dped_tf.errors import DpedError
 
 META = "meta.json"
 SPLITS = ("train", "test")
-
-
-def atomic_write_bytes(path, data):
-  """Writes `data` to `path` through a temporary file and a rename."""
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "wb") as f:
-    f.write(data)
-  os.replace(tmp, path)
 
 
 def check_patch(path, patch_size):
@@ -128,7 +121,7 @@ def convert_dped_folder(dped_dir, phone, out_dir, patch_size=100, pairs_per_shar
     if not written:
       raise DpedError(f"{dped_folder.split_dirs(dped_dir, phone, split)[0]}: no usable "
                       f"pairs ({len(bad)} bad, first: {bad[0]})")
-  atomic_write_bytes(os.path.join(out_dir, META), json.dumps(meta, indent=1).encode())
+  fileio.atomic_write_bytes(os.path.join(out_dir, META), json.dumps(meta, indent=1).encode())
   return meta
 
 
