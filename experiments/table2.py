@@ -42,13 +42,10 @@ def load_callable(path):
   # pylint: disable=import-outside-toplevel
   import keras
   import tensorflow as tf
-  from dped_tf.errors import DpedError
-  from dped_tf.modeling import baselines  # noqa: F401  registers SRCNN
-  from dped_tf.modeling import generator  # noqa: F401  registers Generator
-  if not os.path.isfile(path):
-    raise DpedError(f"{path}: model file not found")
+  from dped_tf.modeling import baselines
+  from dped_tf.modeling import generator
   keras.mixed_precision.set_global_policy("float32")
-  model = keras.models.load_model(path, compile=False)
+  model = generator.load_generator(path, kinds=(generator.Generator, baselines.SRCNN))
   fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
   return lambda images: fn(tf.constant(images, tf.float32)).numpy()
 

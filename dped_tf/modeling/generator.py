@@ -81,8 +81,9 @@ class Generator(keras.Model):
     return {"name": self.name, "norm": self.norm}
 
 
-def load_generator(path):
-  """A `Generator` saved as `.keras` (by `dped-tf train` or `import-checkpoint`)."""
+def load_generator(path, kinds=None):
+  """A `Generator` saved as `.keras` (by `dped-tf train` or `import-checkpoint`);
+  `kinds`: the model classes accepted (default: `Generator` only)."""
   if not os.path.isfile(path):
     raise DpedError(f"{path}: model file not found")
   if not zipfile.is_zipfile(path):  # Keras would say "file not found"
@@ -92,6 +93,8 @@ def load_generator(path):
     model = keras.models.load_model(path, compile=False)
   except Exception as e:  # Keras raises many kinds for a bad archive
     raise DpedError(f"{path}: not a loadable .keras model ({str(e).splitlines()[0]})") from None
-  if not isinstance(model, Generator):
-    raise DpedError(f"{path}: holds a {type(model).__name__}, not a dped_tf Generator")
+  kinds = kinds or (Generator,)
+  if not isinstance(model, kinds):
+    wanted = " or ".join(k.__name__ for k in kinds)
+    raise DpedError(f"{path}: holds a {type(model).__name__}, not a dped_tf {wanted}")
   return model
