@@ -15,7 +15,6 @@ starts near the identity map (`--init identity`).
 """
 
 import argparse
-import dataclasses
 import json
 import os
 import shutil
