@@ -30,6 +30,16 @@ def write_dped_folder(root, phone="sony", train=8, test=4, patch=32, seed=0):
   return root
 
 
+def write_tiny_records(tmp_path_factory, train, test, patch=32, pairs_per_shard=2000):
+  """A tiny DPED folder (`write_dped_folder`) converted to TFRecords; returns their folder."""
+  from dped_tf.dataloaders import tfrecords  # pylint: disable=import-outside-toplevel
+  root = str(tmp_path_factory.mktemp("dped"))
+  write_dped_folder(root, train=train, test=test, patch=patch)
+  out = os.path.join(root, "sony", "tfrecords")
+  tfrecords.convert_dped_folder(root, "sony", out, patch, pairs_per_shard=pairs_per_shard)
+  return out
+
+
 @pytest.fixture
 def tiny_dped(tmp_path):
   return write_dped_folder(str(tmp_path / "dped"))

@@ -15,18 +15,14 @@ import sys
 
 import pytest
 
+from conftest import write_tiny_records
+
 PATCH, BATCH = 32, 4  # global batch: 2 x 4 pairs (generator + critic sub-steps)
 
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
-  from conftest import write_dped_folder  # pylint: disable=import-outside-toplevel
-  from dped_tf.dataloaders import tfrecords  # pylint: disable=import-outside-toplevel
-  root = str(tmp_path_factory.mktemp("dped"))
-  write_dped_folder(root, train=8, test=2, patch=PATCH)
-  out = str(tmp_path_factory.mktemp("records"))
-  tfrecords.convert_dped_folder(root, "sony", out, PATCH)
-  return out
+  return write_tiny_records(tmp_path_factory, train=8, test=2, patch=PATCH)
 
 
 def _env(**extra):

@@ -14,8 +14,7 @@ import pytest
 from dped_tf import configs
 from dped_tf import evaluation
 from dped_tf import train_lib
-from dped_tf.dataloaders import tfrecords
-from tests.conftest import write_dped_folder
+from tests.conftest import write_tiny_records
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,11 +45,7 @@ def test_figure6_curves(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_records(tmp_path_factory):
-  root = str(tmp_path_factory.mktemp("dped"))
-  write_dped_folder(root, train=12, test=6, patch=32)
-  out = os.path.join(root, "sony", "tfrecords")
-  tfrecords.convert_dped_folder(root, "sony", out, 32)
-  return out
+  return write_tiny_records(tmp_path_factory, train=12, test=6, patch=32)
 
 
 def _train(records, model_dir, **kwargs):

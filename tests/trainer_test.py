@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import write_tiny_records
 from dped_tf import configs, losses, train_lib
 from dped_tf.dataloaders import tfrecords
 
@@ -15,12 +16,7 @@ PATCH, BATCH = 32, 2
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
-  from conftest import write_dped_folder  # pylint: disable=import-outside-toplevel
-  root = str(tmp_path_factory.mktemp("dped"))
-  write_dped_folder(root, train=8, test=4, patch=PATCH)
-  out = str(tmp_path_factory.mktemp("records"))
-  tfrecords.convert_dped_folder(root, "sony", out, PATCH)
-  return out
+  return write_tiny_records(tmp_path_factory, train=8, test=4, patch=PATCH)
 
 
 def make_trainer(**overrides):
