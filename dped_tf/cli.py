@@ -18,7 +18,7 @@ from dped_tf.errors import DpedError
 # name -> (module, one-line help)
 COMMANDS = {
     "prepare": ("dped_tf.commands.prepare",
-                "convert a DPED-layout folder (SPEC 5) into sharded TFRecords"),
+                "convert a DPED-layout folder (docs/method.md §5) into sharded TFRecords"),
     "train": ("dped_tf.commands.train",
               "train DPED on one phone's patches (resumes from <model_dir>/checkpoints)"),
     "align": ("dped_tf.commands.align",

@@ -1,21 +1,43 @@
-"""Typed configuration with the named presets of SPEC 3-4."""
+"""Typed configuration with the named presets of docs/method.md §3-4."""
 
 import dataclasses
+import re
 
-PHONES = ("iphone", "blackberry", "sony")
+# The DPED dataset's own phones (docs/method.md §5). Any camera name of letters, digits,
+# `-` and `_` works too: patches made by `dped-tf align` from a user's own photo pairs.
+DPED_PHONES = ("iphone", "blackberry", "sony")
+_PHONE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+def check_phone(name):
+  """`name` if it can name a phone folder, else ValueError naming the rule."""
+  if not isinstance(name, str) or not _PHONE_NAME.match(name):
+    raise ValueError(f"phone name {name!r} must be letters, digits, '-' and '_' "
+                     f"(the DPED phones: {', '.join(DPED_PHONES)})")
+  return name
+
+
+def define_phone_flag(fv, help_text, default=None):
+  """`--phone`: a DPED phone or any camera name `check_phone` accepts."""
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  flags.DEFINE_string("phone", default, f"{help_text} One of the DPED phones "
+                      f"({', '.join(DPED_PHONES)}) or any name of letters, digits, - and _.",
+                      flag_values=fv)
+  flags.register_validator("phone", lambda v: v is None or bool(_PHONE_NAME.match(v)),
+                           message="must be letters, digits, '-' and '_'", flag_values=fv)
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
-  """Weights of the generator's composite loss (SPEC 3)."""
+  """Weights of the generator's composite loss (docs/method.md §3)."""
   w_content: float = 10.0
   w_color: float = 0.5
   w_texture: float = 1.0
   w_tv: float = 2000.0
   w_mse: float = 0.0                # plain pixel MSE, for the Table 3 ablations
   texture_form: str = "reference"   # "reference" (released code) or "paper" (Eq. 4)
-  texture_warmup: int = 0           # iterations with the texture loss off (SPEC 4 advice)
+  texture_warmup: int = 0           # iterations with the texture loss off (docs/method.md §4 advice)
 
   def __post_init__(self):
     if self.texture_form not in ("reference", "paper"):
@@ -28,7 +50,7 @@ class LossConfig:
 LOSS_PRESETS = {
     "reference": LossConfig(),
     "paper": LossConfig(w_content=1.0, w_color=0.1, w_texture=0.4, w_tv=400.0),
-    # The baselines of Table 2 (SPEC 6): SRCNN under MSE, Johnson et al. under VGG only.
+    # The baselines of Table 2 (docs/method.md §6): SRCNN under MSE, Johnson et al. under VGG only.
     "srcnn": LossConfig(w_content=0.0, w_color=0.0, w_texture=0.0, w_tv=0.0, w_mse=1.0),
     "johnson": LossConfig(w_content=1.0, w_color=0.0, w_texture=0.0, w_tv=0.0),
     # `make demo` (10 CPU minutes): color + pixel MSE, no critic, no VGG; see dped_tf/demo.py.
@@ -44,7 +66,7 @@ INITS = ("reference", "identity")       # identity: dped_tf.modeling.warm_start
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-  """One training run; defaults are the reference procedure (SPEC 4)."""
+  """One training run; defaults are the reference procedure (docs/method.md §4)."""
   phone: str = "sony"
   loss: LossConfig = LossConfig()
   norm: str = "instance"             # "instance" (released code) or "batch" (paper text)
@@ -70,8 +92,7 @@ class TrainConfig:
       raise ValueError(f"unknown init {self.init!r} (choose from {', '.join(INITS)})")
     if self.init == "identity" and self.model == "srcnn":
       raise ValueError("init 'identity' applies to the DPED generator, not srcnn")
-    if self.phone not in PHONES:
-      raise ValueError(f"unknown phone {self.phone!r} (choose from {', '.join(PHONES)})")
+    check_phone(self.phone)
     if self.vgg_precision not in ("float32", "bfloat16"):
       raise ValueError(f"unknown VGG precision {self.vgg_precision!r} (float32 or bfloat16)")
     if self.precision not in PRECISIONS:

@@ -1,4 +1,4 @@
-"""The paper's test protocol (SPEC 6, Table 2): mean per-patch PSNR and SSIM, plus
+"""The paper's test protocol (docs/method.md §6, Table 2): mean per-patch PSNR and SSIM, plus
 MS-SSIM, over a phone's test patches, for models and for the unprocessed phone patches
 (the baseline every method has to beat)."""
 

@@ -1,6 +1,6 @@
-"""Whole-image and exact tiled generator inference with bounded memory (SPEC 1, 7).
+"""Whole-image and exact tiled generator inference with bounded memory (docs/method.md §1, 7).
 
-Instance norm makes every output pixel depend on whole-image statistics (SPEC 1), so
+Instance norm makes every output pixel depend on whole-image statistics (docs/method.md §1), so
 tiles cannot be enhanced independently. The tiled engine runs the generator in nine
 stages, one per norm layer plus the tail: stage k reads the stored pre-norm activation
 of stage k - 1 tile by tile (with a 1-pixel halo), normalises it with the now-known
@@ -25,7 +25,7 @@ import tensorflow as tf
 from dped_tf.errors import DpedError
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
-MFLOP_PER_PIXEL = 0.8  # SPEC 1
+MFLOP_PER_PIXEL = 0.8  # docs/method.md §1
 _CH = 64
 _FINAL_HALO = 6  # conv10 (1) + conv11 (1) + conv12 (4)
 _FIRST_HALO = 5  # conv1 (4) + block0's first conv (1)
@@ -129,7 +129,7 @@ class Enhancer:
   def _affine(self, k):
     return tuple(tf.constant(v, tf.float32) for v in reversed(self.weights.norm_affine[k]))
 
-  # Whole-image inference: the generator's graph (SPEC 1) on [B, H, W, 3] at once. The
+  # Whole-image inference: the generator's graph (docs/method.md §1) on [B, H, W, 3] at once. The
   # residual stream stays in float32 whatever the convolutions' dtype.
 
   def _norm_whole(self, x, k):

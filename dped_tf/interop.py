@@ -1,7 +1,7 @@
 """Interop: the authors' TF1 checkpoints in, TF Serving SavedModels and TFLite out.
 
-Checkpoint names and layout: SPEC 1 ("Released weights"). Exports are float32 and run
-the generator on the whole image (instance norm over the whole image, SPEC 1).
+Checkpoint names and layout: docs/method.md §1 ("Released weights"). Exports are float32 and run
+the generator on the whole image (instance norm over the whole image, docs/method.md §1).
 """
 
 import os
@@ -31,7 +31,7 @@ def _norm_variable(n):
 
 
 def checkpoint_layout():
-  """name -> shape of the 40 variables of a released generator checkpoint (SPEC 1)."""
+  """name -> shape of the 40 variables of a released generator checkpoint (docs/method.md §1)."""
   layout = {}
   for i in range(1, 13):
     k = 9 if i in (1, 12) else 3
@@ -67,7 +67,7 @@ def read_generator_checkpoint(prefix):
   if extra:
     problems.append(f"{len(extra)} unexpected ({_listing(extra)})")
   if problems:
-    raise DpedError(f"{prefix}: not a DPED generator checkpoint (SPEC 1): "
+    raise DpedError(f"{prefix}: not a DPED generator checkpoint (docs/method.md §1): "
                     + "; ".join(problems))
   return {name: reader.get_tensor(name).astype(np.float32) for name in layout}
 
@@ -85,7 +85,7 @@ def float32_generator(config):
 
 
 def import_checkpoint(prefix):
-  """The authors' generator checkpoint as `Generator(norm="instance")` (SPEC 1 mapping).
+  """The authors' generator checkpoint as `Generator(norm="instance")` (docs/method.md §1 mapping).
 
   Conv i gets `W{i}`, `b{i}`; norm k (after W(k+2)) gets shift `Variable_{2k}` and scale
   `Variable_{2k+1}`.
@@ -99,7 +99,7 @@ def import_checkpoint(prefix):
     targets += [(norm.shift, _norm_variable(2 * k)), (norm.scale, _norm_variable(2 * k + 1))]
   if ({id(v) for v, _ in targets} != {id(v) for v in generator.weights}
       or {name for _, name in targets} != set(arrays)):
-    raise RuntimeError("Generator weights no longer match the checkpoint layout (SPEC 1)")
+    raise RuntimeError("Generator weights no longer match the checkpoint layout (docs/method.md §1)")
   for variable, name in targets:
     variable.assign(arrays[name])
   return generator

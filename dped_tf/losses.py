@@ -1,4 +1,4 @@
-"""The four DPED losses (paper Sec. 3; SPEC 3), in float32 whatever the policy.
+"""The four DPED losses (paper Sec. 3; docs/method.md §3), in float32 whatever the policy.
 
 All images are NHWC in [0, 1]. Reductions follow the released code exactly: the
 color loss and the adversarial cross-entropy are sums, the others are means.
@@ -13,7 +13,7 @@ import tensorflow as tf
 
 @functools.lru_cache(maxsize=None)
 def gaussian_kernel(size=21, nsig=3.0):
-  """The color loss' blur kernel (SPEC 3): sqrt of the outer product of a sampled
+  """The color loss' blur kernel (docs/method.md §3): sqrt of the outer product of a sampled
   normal density, normalised to sum 1. Built once per (size, nsig); read-only."""
   interval = (2 * nsig + 1.0) / size
   x = np.linspace(-nsig - interval / 2.0, nsig + interval / 2.0, size + 1)

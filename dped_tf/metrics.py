@@ -1,4 +1,4 @@
-"""Image-quality metrics (SPEC 3: PSNR, SSIM, MS-SSIM) on [0, 1] images."""
+"""Image-quality metrics (docs/method.md §3: PSNR, SSIM, MS-SSIM) on [0, 1] images."""
 
 import tensorflow as tf
 

@@ -1,4 +1,4 @@
-"""The training loop around `DPEDTrainer`: checkpoints, evaluation, logs (SPEC 4)."""
+"""The training loop around `DPEDTrainer`: checkpoints, evaluation, logs (docs/method.md §4)."""
 
 import contextlib
 import dataclasses

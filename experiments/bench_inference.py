@@ -1,4 +1,4 @@
-"""Inference benchmark (issue 4, SPEC 1 and 7), everything side by side in one run.
+"""Inference benchmark (issue 4, docs/method.md §1 and 7), everything side by side in one run.
 
 Prints: the machine's own 3x3 64->64 convolution throughput over a 1 MP map (fp32 and
 bf16); whole-image and exact tiled MPix/s at 1 MP and 4 MP in both precisions, with

@@ -1,12 +1,12 @@
 """Seconds per DPED training iteration, float32 vs mixed_bfloat16, side by side.
 
-One iteration = the reference's generator step + critic step (SPEC 4) on batch 50 of
+One iteration = the reference's generator step + critic step (docs/method.md §4) on batch 50 of
 100x100 patches with the full loss (VGG-19 relu5_4 content included). Each precision
 runs in its own subprocess (Keras' dtype policy is process-global) on the same random
 batch; mixed_bfloat16 is timed with the reference float32 VGG-19 and with the opt-in
 `--vgg_precision bfloat16`. VGG weights are random here (same compute as ImageNet's,
 which cannot be downloaded on these machines). Reference figure: the authors' TF1
-graph, 19.6 s per iteration on these 2-core machines (SPEC 7).
+graph, 19.6 s per iteration on these 2-core machines (docs/method.md §7).
 
   python experiments/bench_training.py [--iterations 3] [--batch_size 50]
 """

@@ -46,7 +46,7 @@ def measure(photos, crops=300, size=100, max_shift=MAX_SHIFT, seed=0):
   rows = []
   for n, (a, b) in shifted_pairs(photos, crops, size, max_shift, seed).items():
     mse = float(losses.mse_loss(a, b))
-    reference = float(losses.color_loss(a, b))        # sum / (2B), SPEC 3
+    reference = float(losses.color_loss(a, b))        # sum / (2B), docs/method.md §3
     color = reference * 2.0 / (size * size * 3)        # per element, MSE's scale
     rows.append({"n": n, "mse": mse, "color": color,
                  "ratio": mse / color if color > 0 else float("inf"),

@@ -9,7 +9,7 @@ paper's layout (rows: phone; columns: methods; cells: PSNR dB / SSIM).
 Models are what `dped-tf train` writes (`--model dped|srcnn|johnson`); they are all run
 in float32 and scored by the protocol of `dped-tf evaluate` (dped_tf.evaluation: mean
 per-patch PSNR and SSIM, outputs clipped to [0, 1]), next to the unprocessed phone
-patches. The published numbers of the same row (SPEC 6) are printed under it. Writes
+patches. The published numbers of the same row (docs/method.md §6) are printed under it. Writes
 `<out>/table2.md`, `.csv` and `.json`.
 """
 
@@ -20,7 +20,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# SPEC 6 (second paper version): PSNR dB / SSIM.
+# docs/method.md §6 (second paper version): PSNR dB / SSIM.
 PUBLISHED = {
     "iphone": {"APE": (17.28, 0.8631), "Dong et al.": (19.27, 0.8992),
                "Johnson et al.": (20.32, 0.9161), "DPED": (20.08, 0.9201)},

@@ -1,4 +1,4 @@
-"""`dped-tf align` (SPEC 5): known homographies are recovered, real pairs give patches,
+"""`dped-tf align` (docs/method.md §5): known homographies are recovered, real pairs give patches,
 unrelated photos are skipped with a reason."""
 
 import json

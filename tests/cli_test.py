@@ -60,8 +60,13 @@ def test_missing_dataset_folder(tmp_path):
                                 str(tmp_path / "nope")), "nope", "not found")
 
 
-def test_unknown_phone():
-  assert_one_line_error(dped_tf("train", "--phone", "nokia"), "--phone", "nokia")
+def test_phone_name_rules(tmp_path):
+  """Any camera name of letters, digits, - and _ is a phone; others are refused."""
+  assert_one_line_error(dped_tf("train", "--phone", "my phone!"), "--phone", "my phone!")
+  assert_one_line_error(dped_tf("train", "--phone", "../etc"), "--phone", "../etc")
+  missing = tmp_path / "nope"
+  assert_one_line_error(dped_tf("train", "--phone", "pixel-8_pro", "--dped_dir",
+                                str(missing)), "nope", "not found")
 
 
 def test_imagenet_weights_unreachable(tmp_path):

@@ -1,4 +1,4 @@
-"""tf.distribute training (SPEC 4 at scale): MirroredStrategy equals one device on the
+"""tf.distribute training (docs/method.md §4 at scale): MirroredStrategy equals one device on the
 same global batch; two MultiWorkerMirroredStrategy workers on localhost stay in sync.
 
 The children run in fresh processes: logical devices and collective ops must be set up

@@ -1,4 +1,4 @@
-"""`dped-tf evaluate` (SPEC 6, Table 2) against independent numpy metrics."""
+"""`dped-tf evaluate` (docs/method.md §6, Table 2) against independent numpy metrics."""
 
 import csv
 import json

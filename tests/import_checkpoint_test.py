@@ -1,4 +1,4 @@
-"""`dped-tf import-checkpoint` against a TF1 checkpoint written the authors' way (SPEC 1)."""
+"""`dped-tf import-checkpoint` against a TF1 checkpoint written the authors' way (docs/method.md §1)."""
 
 import numpy as np
 import pytest
@@ -8,14 +8,14 @@ from skimage import data as skdata
 from dped_tf import cli
 from dped_tf.modeling.generator import load_generator
 
-# SPEC 1, written out: the 40 names of a released generator checkpoint.
-SPEC_NAMES = ({f"generator/W{i}" for i in range(1, 13)} | {f"generator/b{i}" for i in range(1, 13)}
+# docs/method.md §1, written out: the 40 names of a released generator checkpoint.
+CHECKPOINT_NAMES = ({f"generator/W{i}" for i in range(1, 13)} | {f"generator/b{i}" for i in range(1, 13)}
               | {"generator/Variable"} | {f"generator/Variable_{n}" for n in range(1, 16)})
 
 
 def _authors_generator(images, rng):
   """The released generator as the authors' TF1 graph code: `tf.Variable`s created in
-  layer order, the instance-norm shift and scale unnamed; plain `tf.nn` ops (SPEC 1).
+  layer order, the instance-norm shift and scale unnamed; plain `tf.nn` ops (docs/method.md §1).
   Random weights of realistic scale so that every variable moves the output."""
 
   def conv(x, i, k, cin, cout):
@@ -66,7 +66,7 @@ def write_named_checkpoint(prefix, arrays):
 
 
 def _spec_arrays():
-  arrays = {name: np.zeros(64, np.float32) for name in SPEC_NAMES}
+  arrays = {name: np.zeros(64, np.float32) for name in CHECKPOINT_NAMES}
   for i in range(1, 13):
     k = 9 if i in (1, 12) else 3
     arrays[f"generator/W{i}"] = np.zeros((k, k, 3 if i == 1 else 64, 3 if i == 12 else 64),
@@ -79,7 +79,7 @@ def test_import_matches_the_authors_graph_on_a_photo(tmp_path, capsys):
   image = skdata.chelsea()[100:164, 150:246].astype(np.float32) / 255.0  # 64x96 real photo
   prefix = str(tmp_path / "iphone_orig")
   names, expected = write_authors_checkpoint(prefix, image)
-  assert names == SPEC_NAMES
+  assert names == CHECKPOINT_NAMES
   assert expected.std() > 0.05  # a non-trivial output, sensitive to every weight
 
   out = str(tmp_path / "imported.keras")

@@ -1,4 +1,4 @@
-"""Whole-image and exact tiled inference (SPEC 1): equal to the Keras generator."""
+"""Whole-image and exact tiled inference (docs/method.md §1): equal to the Keras generator."""
 
 import numpy as np
 import pytest

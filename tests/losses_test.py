@@ -1,4 +1,4 @@
-"""The four losses against independent numpy implementations of SPEC 3."""
+"""The four losses against independent numpy implementations of docs/method.md §3."""
 
 import numpy as np
 import pytest
@@ -11,7 +11,7 @@ RTOL = 1e-5
 
 
 def np_kernel():
-  # SPEC 3, with scipy's normal CDF (the library uses math.erf).
+  # docs/method.md §3, with scipy's normal CDF (the library uses math.erf).
   nsig, size = 3, 21
   d = (2 * nsig + 1) / size
   x = np.linspace(-nsig - d / 2, nsig + d / 2, size + 1)

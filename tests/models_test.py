@@ -1,4 +1,4 @@
-"""Generator and discriminator against SPEC 1-2, with an independent tf.nn forward."""
+"""Generator and discriminator against docs/method.md §1-2, with an independent tf.nn forward."""
 
 import keras
 import numpy as np
@@ -18,7 +18,7 @@ def np_instance_norm(x, scale, shift, eps=1e-3):
 
 
 def reference_forward(g, x):
-  """SPEC 1 written with plain tf.nn ops on the raw arrays (not the Keras layers)."""
+  """docs/method.md §1 written with plain tf.nn ops on the raw arrays (not the Keras layers)."""
   convs = [c.get_weights() for c in g.conv_layers()]
   norms = [(n.scale.numpy(), n.shift.numpy()) for n in g.norm_layers()]
 
@@ -92,7 +92,7 @@ def test_instance_norm_matches_numpy():
 
 
 def test_instance_norm_gradients_match_the_plain_formula():
-  # The layer runs a fused batch-norm kernel; its gradients must equal autodiff of SPEC 1.
+  # The layer runs a fused batch-norm kernel; its gradients must equal autodiff of docs/method.md §1.
   rng = np.random.default_rng(9)
   x = tf.constant(rng.normal(1, 2, (3, 6, 7, 4)).astype(np.float32))
   upstream = tf.constant(rng.normal(size=(3, 6, 7, 4)).astype(np.float32))

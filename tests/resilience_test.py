@@ -1,4 +1,4 @@
-"""Crash-safe resume (SPEC 4 runs are long): the input position follows from the step;
+"""Crash-safe resume (docs/method.md §4 runs are long): the input position follows from the step;
 a SIGKILLed run leaves a loadable checkpoint and its restart ends where an uninterrupted
 run with the same seed ends."""
 

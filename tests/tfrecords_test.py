@@ -1,4 +1,4 @@
-"""DPED folders -> TFRecords -> tf.data batches (SPEC 5)."""
+"""DPED folders -> TFRecords -> tf.data batches (docs/method.md §5)."""
 
 import json
 import os
@@ -89,7 +89,9 @@ def test_reader_batches(tmp_path):
 def test_missing_folder_and_unknown_phone(tmp_path):
   with pytest.raises(DpedError, match="DPED folder not found"):
     tfrecords.convert_dped_folder(str(tmp_path), "sony", str(tmp_path / "o"))
-  with pytest.raises(DpedError, match="unknown phone 'nokia'"):
-    dped_folder.split_dirs(str(tmp_path), "nokia", "train")
+  with pytest.raises(DpedError, match="phone name 'no kia' must be letters"):
+    dped_folder.split_dirs(str(tmp_path), "no kia", "train")
+  assert dped_folder.split_dirs(str(tmp_path), "nokia", "train")[0].endswith(
+      os.path.join("training_data", "nokia"))
   with pytest.raises(DpedError, match="prepare"):
     tfrecords.read_meta(str(tmp_path))

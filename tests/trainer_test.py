@@ -1,4 +1,4 @@
-"""One-step training on tiny TFRecords made by the test (SPEC 4)."""
+"""One-step training on tiny TFRecords made by the test (docs/method.md §4)."""
 
 import dataclasses
 

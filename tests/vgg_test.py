@@ -1,4 +1,4 @@
-"""The VGG-19 relu5_4 content network and its three weight sources (SPEC 3)."""
+"""The VGG-19 relu5_4 content network and its three weight sources (docs/method.md §3)."""
 
 import subprocess
 import sys

@@ -1,10 +1,10 @@
-"""`dped-tf align`: phone + DSLR photos -> DPED-layout patch pairs and TFRecords (SPEC 5)."""
+"""`dped-tf align`: phone + DSLR photos -> DPED-layout patch pairs and TFRecords (docs/method.md §5)."""
 
 import os
 
 from absl import flags
 
-from dped_tf.configs import PHONES
+from dped_tf.configs import define_phone_flag
 from dped_tf.errors import DpedError
 
 
@@ -14,8 +14,7 @@ def define_flags(fv):
   flags.DEFINE_string("dslr_dir", None, "Folder of DSLR photos.", flag_values=fv)
   flags.DEFINE_string("pairs_csv", None, "Instead of the folders: a CSV with columns phone,"
                       "dslr[,split] (paths relative to the CSV).", flag_values=fv)
-  flags.DEFINE_enum("phone", None, PHONES, "Phone folder name of the DPED layout.",
-                    flag_values=fv)
+  define_phone_flag(fv, "Phone folder name of the DPED layout.")
   flags.DEFINE_string("out", None, "Output root: writes <out>/<phone>/{training_data,"
                       "test_data,tfrecords} and align_report.json.", flag_values=fv)
   flags.DEFINE_integer("patch_size", 100, "Patch side in px.", lower_bound=8, flag_values=fv)

@@ -1,15 +1,15 @@
-"""`dped-tf evaluate`: Table-2 metrics (SPEC 6) of models on a phone's test patches."""
+"""`dped-tf evaluate`: Table-2 metrics (docs/method.md §6) of models on a phone's test patches."""
 
 import os
 
 from absl import flags
 
-from dped_tf.configs import PHONES
+from dped_tf.configs import define_phone_flag
 from dped_tf.errors import DpedError
 
 
 def define_flags(fv):
-  flags.DEFINE_enum("phone", None, PHONES, "Phone whose test patches to use.", flag_values=fv)
+  define_phone_flag(fv, "Phone whose test patches to use.")
   flags.DEFINE_string("model", None, "Generator .keras file.", flag_values=fv)
   flags.DEFINE_multi_string("compare", [], "More models for the same table: PATH or "
                             "LABEL=PATH (repeatable).", flag_values=fv)

@@ -1,4 +1,4 @@
-"""`dped-tf import-checkpoint`: the authors' TF1 generator checkpoint -> `.keras` (SPEC 1)."""
+"""`dped-tf import-checkpoint`: the authors' TF1 generator checkpoint -> `.keras` (docs/method.md §1)."""
 
 import os
 

@@ -4,13 +4,13 @@ import os
 
 from absl import flags
 
-from dped_tf.configs import PHONES
+from dped_tf.configs import define_phone_flag
 from dped_tf.errors import DpedError
 
 
 
 def define_flags(fv):
-  flags.DEFINE_enum("phone", None, PHONES, "Phone whose patches to convert.", flag_values=fv)
+  define_phone_flag(fv, "Phone whose patches to convert.")
   flags.DEFINE_string("dped_dir", "data/dped", "Root of the DPED layout.", flag_values=fv)
   flags.DEFINE_string("out", None, "Output folder (default <dped_dir>/<phone>/tfrecords).",
                       flag_values=fv)

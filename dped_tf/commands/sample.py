@@ -2,7 +2,7 @@
 
 from absl import flags
 
-from dped_tf.configs import PHONES
+from dped_tf.configs import DPED_PHONES as PHONES
 from dped_tf.errors import DpedError
 
 

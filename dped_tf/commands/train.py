@@ -1,4 +1,4 @@
-"""`dped-tf train`: the reference DPED training procedure (SPEC 4)."""
+"""`dped-tf train`: the reference DPED training procedure (docs/method.md §4)."""
 
 import dataclasses
 import os
@@ -13,7 +13,7 @@ from dped_tf.errors import DpedError
 
 def define_flags(fv):
   d = configs.TrainConfig()
-  flags.DEFINE_enum("phone", None, configs.PHONES, "Phone to train for.", flag_values=fv)
+  configs.define_phone_flag(fv, "Phone to train for.")
   flags.DEFINE_string("dped_dir", "data/dped", "Root of the DPED layout.", flag_values=fv)
   flags.DEFINE_string("tfrecord_dir", None, "TFRecords from `dped-tf prepare` (default "
                       "<dped_dir>/<phone>/tfrecords, converted on first use).", flag_values=fv)

@@ -1,4 +1,4 @@
-"""Phone + DSLR photos of one scene -> aligned patch pairs, the way DPED made its (SPEC 5).
+"""Phone + DSLR photos of one scene -> aligned patch pairs, the way DPED made its (docs/method.md §5).
 
 Per pair: SIFT keypoints, ratio-test matches, a RANSAC homography (DSLR -> phone), both
 photos cropped to their intersection, the larger side downscaled to the smaller one's
@@ -165,7 +165,7 @@ def best_shift(phone_region, dslr_patch, radius):
 
 
 def align_pair(phone, dslr, cfg=AlignConfig()):
-  """Aligns one pair of uint8 RGB photos; returns a PairResult (SPEC 5)."""
+  """Aligns one pair of uint8 RGB photos; returns a PairResult (docs/method.md §5)."""
   result = PairResult()
   pd, pp, fp = sift_matches(phone, dslr, cfg)
   result.matches = len(pd)
@@ -327,7 +327,7 @@ def make_layout(root, phone):
 
 def save_patches(root, phone, split, tag, patches):
   """Writes (phone, dslr) uint8 RGB patch pairs of one photo as `<tag>_<j>.jpg` in the
-  two folders of `split` (SPEC 5); `number_patches` gives them their final names."""
+  two folders of `split` (docs/method.md §5); `number_patches` gives them their final names."""
   for j, pair in enumerate(patches):
     for folder, patch in zip(dped_folder.split_dirs(root, phone, split), pair):
       with open(os.path.join(folder, f"{tag}_{j}.jpg"), "wb") as f:

@@ -1,4 +1,4 @@
-"""A seeded model of a worse camera, applied to a good photo (the sample data of SPEC 5).
+"""A seeded model of a worse camera, applied to a good photo (the sample data of docs/method.md §5).
 
 The DSLR photo is taken as the scene. `simulate` passes it through a phone camera, in the
 order light takes: lens (optical blur), sensor (lower effective resolution, vignetting,
@@ -6,7 +6,7 @@ Poisson-Gaussian noise), then the phone's image processor (leftover chroma noise
 white balance, a colour matrix, its tone curve and gamma, upscaling back to the photo's
 size, JPEG). Every step is a small function on float32 RGB in [0, 1] (linear light until
 `tone_curve`); one `CameraProfile` per DPED phone holds all the parameters. The profiles
-are ordered as in the paper's results (SPEC 6): `iphone` worst, `blackberry`, `sony`
+are ordered as in the paper's results (docs/method.md §6): `iphone` worst, `blackberry`, `sony`
 mildest. They are plausible, not measured, cameras.
 """
 

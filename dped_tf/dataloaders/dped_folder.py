@@ -1,10 +1,10 @@
-"""The DPED patch release layout (SPEC 5) and a scan that finds its aligned pairs."""
+"""The DPED patch release layout (docs/method.md §5) and a scan that finds its aligned pairs."""
 
 import dataclasses
 import os
 import re
 
-from dped_tf.configs import PHONES
+from dped_tf.configs import check_phone
 from dped_tf.errors import DpedError
 
 _INDEX = re.compile(r"^(\d+)\.jpe?g$", re.IGNORECASE)
@@ -12,8 +12,10 @@ _INDEX = re.compile(r"^(\d+)\.jpe?g$", re.IGNORECASE)
 
 def split_dirs(dped_dir, phone, split):
   """(phone folder, DSLR folder) of `split` ("train" or "test") for `phone`."""
-  if phone not in PHONES:
-    raise DpedError(f"unknown phone {phone!r} (choose from {', '.join(PHONES)})")
+  try:
+    check_phone(phone)
+  except ValueError as e:
+    raise DpedError(str(e)) from None
   root = os.path.join(dped_dir, phone)
   base = (os.path.join(root, "training_data") if split == "train"
           else os.path.join(root, "test_data", "patches"))
@@ -33,7 +35,7 @@ class PairScan:
 
 
 def scan_pairs(dped_dir, phone, split):
-  """Pairs `<i>.jpg` of the phone and canon folders of one split (SPEC 5)."""
+  """Pairs `<i>.jpg` of the phone and canon folders of one split (docs/method.md §5)."""
   phone_dir, dslr_dir = split_dirs(dped_dir, phone, split)
   for d in (phone_dir, dslr_dir):
     if not os.path.isdir(d):

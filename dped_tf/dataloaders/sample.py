@@ -1,4 +1,4 @@
-"""The embedded sample dataset (SPEC 5 layout): real colour photos that ship inside the
+"""The embedded sample dataset (docs/method.md §5 layout): real colour photos that ship inside the
 scikit-image wheel are the DSLR side; the phone side is the same scene seen through a
 slightly misaligned rig (a small random rotation, scale and shift, under `MAX_RIG_SHIFT`
 px anywhere, as the residual of DPED's alignment) and the camera simulator. Train and test

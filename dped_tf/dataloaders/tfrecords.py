@@ -1,4 +1,4 @@
-"""Pre-aligned patch pairs as sharded TFRecords, and the `tf.data` reader (SPEC 5).
+"""Pre-aligned patch pairs as sharded TFRecords, and the `tf.data` reader (docs/method.md §5).
 
 Each record holds the original encoded JPEG bytes of both patches (never decoded and
 re-encoded) under `phone` and `dslr`, and the pair's `index`. A folder of shards has a
@@ -96,7 +96,7 @@ def _report_skipped(what, items):
 
 def convert_dped_folder(dped_dir, phone, out_dir, patch_size=100, pairs_per_shard=2000,
                         extra_meta=None):
-  """DPED layout (SPEC 5) -> TFRecords of both splits + `meta.json`; returns the meta.
+  """DPED layout (docs/method.md §5) -> TFRecords of both splits + `meta.json`; returns the meta.
 
   `extra_meta` (a dict) is merged into the meta, e.g. {"sample": "..."} for the embedded
   sample dataset, which the trainer then flags loudly.

@@ -1,9 +1,9 @@
-"""The paper's baselines (SPEC 6), as generators the DPED trainer can train.
+"""The paper's baselines (docs/method.md §6), as generators the DPED trainer can train.
 
 - `srcnn`: Dong et al. (SRCNN): conv 9x9 -> 64, ReLU; conv 1x1 -> 32, ReLU; conv 5x5 -> 3,
   trained with the plain pixel MSE (`LOSS_PRESETS["srcnn"]`). Input and output are RGB in
   [0, 1], same size (no upscaling: here it maps phone photos to DSLR ones).
-- `johnson`: Johnson et al.: the residual network of the DPED generator (SPEC 1), trained
+- `johnson`: Johnson et al.: the residual network of the DPED generator (docs/method.md §1), trained
   with the VGG-19 content loss only (`LOSS_PRESETS["johnson"]`).
 - `dped`: the DPED generator under the composite loss.
 """

@@ -1,11 +1,11 @@
-"""The texture critic (SPEC 2; paper Fig. 5)."""
+"""The texture critic (docs/method.md §2; paper Fig. 5)."""
 
 import keras
 import tensorflow as tf
 
 from dped_tf.modeling.layers import InstanceNorm, reference_conv
 
-# (filters, kernel, stride, instance norm) of the five convolutions, SPEC 2.
+# (filters, kernel, stride, instance norm) of the five convolutions, docs/method.md §2.
 _CONVS = ((48, 11, 4, False), (128, 5, 2, True), (192, 3, 1, True), (192, 3, 1, True),
           (128, 3, 2, True))
 

@@ -1,4 +1,4 @@
-"""The image transformation network (SPEC 1; paper Fig. 5)."""
+"""The image transformation network (docs/method.md §1; paper Fig. 5)."""
 
 import os
 import zipfile

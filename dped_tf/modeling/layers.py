@@ -5,7 +5,7 @@ import tensorflow as tf
 
 
 class InstanceNorm(keras.layers.Layer):
-  """Instance normalisation of the released DPED code (SPEC 1).
+  """Instance normalisation of the released DPED code (docs/method.md §1).
 
   `scale * (x - mean) / sqrt(var + eps) + shift`, with mean and variance over H and W
   of each image and channel. Computed by the fused (oneDNN) batch-norm kernel with the

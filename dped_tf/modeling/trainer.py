@@ -1,4 +1,4 @@
-"""The DPED training model: one generator step and one critic step per batch (SPEC 4)."""
+"""The DPED training model: one generator step and one critic step per batch (docs/method.md §4)."""
 
 import keras
 import tensorflow as tf
@@ -21,7 +21,7 @@ def _replicas():
 
 
 def replica_share(terms, sums=()):
-  """This replica's share of per-batch values over the global batch (SPEC 3 reductions).
+  """This replica's share of per-batch values over the global batch (docs/method.md §3 reductions).
 
   Under `tf.distribute` each replica sees `global_batch / replicas` samples and the
   optimizers SUM gradients over replicas. Sums over the batch (`sums`: texture, critic
@@ -36,7 +36,7 @@ def replica_share(terms, sums=()):
 
 class DPEDTrainer(keras.Model):
   """Holds the generator, the critic and the frozen VGG-19; `train_step` is one
-  reference iteration (SPEC 4).
+  reference iteration (docs/method.md §4).
 
   A training batch holds 2B pairs: the first B feed the generator step, the other B
   the critic step, which shows it, per sample at random, the DSLR patch or the

@@ -1,4 +1,4 @@
-"""The frozen VGG-19 `relu5_4` feature extractor of the content loss (SPEC 3).
+"""The frozen VGG-19 `relu5_4` feature extractor of the content loss (docs/method.md §3).
 
 Weight sources: `imagenet` (Keras' own download and cache), a Keras `.h5` weights
 file, the authors' MatConvNet `imagenet-vgg-verydeep-19.mat`, or `none` (seeded
