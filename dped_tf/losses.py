@@ -38,7 +38,7 @@ def _batch_size(images):
 
 
 def color_loss(dslr, enhanced):
-  """Eq. 3: `sum((blur(dslr) - blur(enhanced))^2) / (2B)`."""
+  """Eq. 2-4: `sum((blur(dslr) - blur(enhanced))^2) / (2B)`."""
   diff = gaussian_blur(dslr) - gaussian_blur(enhanced)
   return tf.reduce_sum(tf.square(diff)) / (2.0 * _batch_size(dslr))
 
@@ -56,7 +56,7 @@ def discriminator_loss(probs, is_dslr):
 
 
 def texture_loss(probs_enhanced, form="reference"):
-  """Eq. 4, the generator's adversarial loss on enhanced patches only.
+  """Eq. 5, the generator's adversarial loss on enhanced patches only.
 
   `reference`: the released code's negative critic loss, `sum(log P(enhanced))`.
   `paper`: the standard generator objective `-sum(log P(DSLR))`.
@@ -70,13 +70,13 @@ def texture_loss(probs_enhanced, form="reference"):
 
 
 def content_loss(features_enhanced, features_dslr):
-  """Eq. 5: mean squared difference of VGG-19 relu5_4 features over B, H, W, C."""
+  """Eq. 6: mean squared difference of VGG-19 relu5_4 features over B, H, W, C."""
   diff = tf.cast(features_enhanced, tf.float32) - tf.cast(features_dslr, tf.float32)
   return tf.reduce_mean(tf.square(diff))
 
 
 def tv_loss(images):
-  """Eq. 6: mean squared horizontal plus mean squared vertical differences."""
+  """Eq. 7: mean squared horizontal plus mean squared vertical differences."""
   images = tf.cast(images, tf.float32)
   dx = images[:, :, 1:, :] - images[:, :, :-1, :]
   dy = images[:, 1:, :, :] - images[:, :-1, :, :]
