@@ -19,7 +19,9 @@ import math
 import os
 import random
 import sqlite3
+import threading
 import time
+import urllib.parse
 
 from dped_tf.errors import DpedError
 
@@ -91,7 +93,7 @@ class Study:
     for c in used:
       extra = sorted(set(files[c]) - common)
       if extra:
-        raise DpedError(f"{folders[c]}: {extra[0]} has no picture of the same name in every "
+        raise DpedError(f"{files[c][extra[0]]}: no picture of scene {extra[0]!r} in every "
                         f"other folder")
     scenes = {s: {c: files[c][s] for c in used} for s in sorted(common)}
     return cls({c: os.path.realpath(f) for c, f in folders.items()}, scenes, named)
@@ -142,72 +144,72 @@ def question_token(rater, position, question):
 
 
 class VoteStore:
-  """SQLite votes: WAL journal, every vote committed on its own transaction."""
+  """SQLite votes: WAL journal, every vote committed (synchronous=FULL) on its own
+  transaction before the server answers. One connection behind a lock serves the app's
+  threads; a refused request reads only, so it leaves the files as they were."""
 
   def __init__(self, path):
     self.path = path
+    self.lock = threading.Lock()
     try:
-      with self._connect() as db:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.executescript(_SCHEMA)
+      self.db = sqlite3.connect(path, timeout=30, isolation_level=None,
+                                check_same_thread=False)
+      self.db.execute("PRAGMA journal_mode=WAL")
+      self.db.execute("PRAGMA synchronous=FULL")
+      self.db.executescript(_SCHEMA)
     except sqlite3.DatabaseError as e:
       raise DpedError(f"{path}: not a study database ({e})") from None
 
-  def _connect(self):
-    db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-    db.execute("PRAGMA synchronous=FULL")
-    return _Closing(db)
+  def _fetch(self, sql, args=()):
+    with self.lock:
+      return self.db.execute(sql, args).fetchall()
 
   def add_rater(self, rater):
-    with self._connect() as db:
-      db.execute("INSERT OR IGNORE INTO raters VALUES (?, ?)", (rater, time.time()))
+    with self.lock:
+      self.db.execute("INSERT OR IGNORE INTO raters VALUES (?, ?)", (rater, time.time()))
 
   def has_rater(self, rater):
-    with self._connect() as db:
-      return db.execute("SELECT 1 FROM raters WHERE rater = ?", (rater,)).fetchone() is not None
+    return bool(self._fetch("SELECT 1 FROM raters WHERE rater = ?", (rater,)))
 
   def answered(self, rater):
     """How many questions the rater has answered (they answer in plan order)."""
-    with self._connect() as db:
-      return db.execute("SELECT COUNT(*) FROM votes WHERE rater = ?", (rater,)).fetchone()[0]
+    return self._fetch("SELECT COUNT(*) FROM votes WHERE rater = ?", (rater,))[0][0]
 
   def add_vote(self, rater, position, question, side):
     """Records one vote; False (and nothing written) when that position already has one."""
     chosen = question.left if side == "left" else question.right
-    with self._connect() as db:
+    if self._fetch("SELECT 1 FROM votes WHERE rater = ? AND position = ?", (rater, position)):
+      return False
+    with self.lock:
       try:
-        db.execute("INSERT INTO votes (rater, experiment, scene, left_class, right_class, "
-                   "chosen_side, chosen_class, time, position) VALUES (?,?,?,?,?,?,?,?,?)",
-                   (rater, question.experiment, question.scene, question.left, question.right,
-                    side, chosen, time.time(), position))
+        self.db.execute("INSERT INTO votes (rater, experiment, scene, left_class, right_class, "
+                        "chosen_side, chosen_class, time, position) VALUES (?,?,?,?,?,?,?,?,?)",
+                        (rater, question.experiment, question.scene, question.left,
+                         question.right, side, chosen, time.time(), position))
       except sqlite3.IntegrityError:
         return False
     return True
 
   def votes(self):
     """Every vote as a dict, in the order they were cast."""
-    with self._connect() as db:
-      db.row_factory = sqlite3.Row
-      return [dict(r) for r in db.execute("SELECT * FROM votes ORDER BY id")]
-
-
-class _Closing:
-  """`with` on a connection that also closes it."""
-
-  def __init__(self, db):
-    self.db = db
-
-  def __enter__(self):
-    return self.db
-
-  def __exit__(self, *exc):
-    self.db.close()
+    with self.lock:
+      return open_votes(self.path)
 
 
 def open_votes(path):
+  """The votes of the study database at `path`, read without writing to it."""
   if not os.path.isfile(path):
     raise DpedError(f"{path}: no such study database")
-  return VoteStore(path).votes()
+  try:
+    db = sqlite3.connect(f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro", uri=True)
+    try:
+      cursor = db.execute("SELECT * FROM votes ORDER BY id")
+      names = [d[0] for d in cursor.description]
+      return [dict(zip(names, row)) for row in cursor.fetchall()]
+    finally:
+      db.close()
+  except sqlite3.DatabaseError as e:
+    raise DpedError(f"{path}: not a study database ({e})") from None
 
 
 @dataclasses.dataclass
