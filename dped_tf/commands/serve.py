@@ -5,6 +5,7 @@ and one-line errors; everything is written under --out.
 """
 
 import os
+import tempfile
 
 from absl import flags
 
@@ -33,11 +34,11 @@ def main(fv, argv):
   # pylint: disable=import-outside-toplevel
   from dped_tf.web import pages, serve_app
   pages.templates()  # the web extra is installed
+  # This process's temporary files (TensorFlow's autograph sources, activations over
+  # budget unless --tmp_dir says otherwise) stay under --out too.
+  tempfile.tempdir = os.path.join(fv.out, "tmp")
+  os.makedirs(tempfile.tempdir, exist_ok=True)
   enhancer, settings = enhance.load_enhancer(fv)
-  os.makedirs(fv.out, exist_ok=True)
-  if settings.tmp_dir is None:
-    settings.tmp_dir = os.path.join(fv.out, "tmp")
-    os.makedirs(settings.tmp_dir, exist_ok=True)
   enhancing = serve_app.Enhancing(fv.out, enhancer, settings, fv.quality)
   pages.run_server(serve_app.create_app(enhancing, fv.max_upload * 2**20), fv.host, fv.port)
   return 0
