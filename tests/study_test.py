@@ -8,6 +8,8 @@ import math
 import os
 import re
 import signal
+import subprocess
+import sys
 import sqlite3
 import urllib.parse
 
@@ -254,3 +256,22 @@ def test_a_killed_server_loses_no_recorded_vote(tmp_path):
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     rows = conn.execute("SELECT position, chosen_side FROM votes ORDER BY id").fetchall()
   assert rows == [(i, "right") for i in range(recorded)]
+
+
+def test_study_commands_do_not_import_tensorflow(tmp_path):
+  db = str(tmp_path / "votes.sqlite")
+  store = study.VoteStore(db)
+  store.add_rater("r")
+  for position, (scene, left, right, side) in enumerate(
+      [("s1", "a", "b", "left"), ("s1", "b", "c", "left"), ("s2", "c", "a", "right")]):
+    store.add_vote("r", position, study.Question("a-b-c", scene, left, right), side)
+  code = ("import os, sys; os.environ['TF_CPP_MIN_LOG_LEVEL'] = '2'; from dped_tf import cli; "
+          f"assert cli.main(['dped-tf', 'study', '--results', '--db', {db!r}, '--out', "
+          f"{str(tmp_path / 'out')!r}]) == 0; cli.main(['dped-tf', 'study', '--help']); "
+          "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
+  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=webtools.ROOT), timeout=120)
+  assert result.returncode == 0, result.stderr
+  assert "a-b-c: a won 0.667 of 3 choices" in result.stdout
+  with open(tmp_path / "out" / "results.csv") as f:
+    assert f.read().splitlines()[1] == "a-b-c,a > b,1.0000,nan,nan,1,1,"

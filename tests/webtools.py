@@ -45,8 +45,9 @@ def stop(process):
     process.wait()
 
 
-def chromium(width=1100, height=700):
-  """Headless Debian Chromium through Selenium and the system chromedriver."""
+def chromium(width=1100, height=700, profile=None):
+  """Headless Debian Chromium through Selenium and the system chromedriver; `profile`:
+  a user-data folder that keeps cookies between runs."""
   from selenium import webdriver  # pylint: disable=import-outside-toplevel
   from selenium.webdriver.chrome.service import Service  # pylint: disable=import-outside-toplevel
   options = webdriver.ChromeOptions()
@@ -54,4 +55,6 @@ def chromium(width=1100, height=700):
   for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
               f"--window-size={width},{height}"):
     options.add_argument(arg)
+  if profile:
+    options.add_argument(f"--user-data-dir={os.path.abspath(profile)}")
   return webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
