@@ -8,6 +8,8 @@ import os
 import shutil
 import struct
 import threading
+import urllib.error
+import urllib.parse
 import urllib.request
 import zlib
 
@@ -199,6 +201,12 @@ def test_uploaded_photo_comes_back_as_enhance_makes_it(tmp_path, capsys):
     driver.find_element(By.ID, "photo").send_keys(bomb)
     error = WebDriverWait(driver, 60).until(
         lambda d: d.find_element(By.ID, "error").text)
+    for name, data in (("notes.txt", b"x"), ("../../up.jpg", b""), ("noext", b"x")):
+      request = urllib.request.Request(f"{url}/upload?name={urllib.parse.quote(name)}",
+                                       data=data, method="PUT")
+      with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request)
+      assert refused.value.code in (400, 413), name
   finally:
     driver.quit()
     webtools.stop(process)
