@@ -42,7 +42,7 @@ demo: install
 # JupyterLab on the project's environment, on the loss-ablation notebook.
 notebook: install
 	$(PY) -m pip install --quiet -e '.[notebook]'
-	$(VENV)/bin/jupyter lab notebooks/loss_ablations.ipynb
+	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/loss_ablations.ipynb
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
