@@ -61,9 +61,7 @@ class Question:
 
 @dataclasses.dataclass
 class Study:
-  """Classes (name -> folder), their common scenes (scene -> class -> file path) and
-  experiments (name -> classes)."""
-  folders: dict
+  """The scenes (scene -> class -> picture path) and experiments (name -> classes)."""
   scenes: dict
   experiments: dict
 
@@ -96,7 +94,7 @@ class Study:
         raise DpedError(f"{files[c][extra[0]]}: no picture of scene {extra[0]!r} in every "
                         f"other folder")
     scenes = {s: {c: files[c][s] for c in used} for s in sorted(common)}
-    return cls({c: os.path.realpath(f) for c, f in folders.items()}, scenes, named)
+    return cls(scenes, named)
 
   def questions(self):
     """Every (experiment, scene, class pair), in a fixed order."""
