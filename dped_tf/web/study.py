@@ -257,7 +257,8 @@ def pair_results(votes):
       low, high = max(0.0, mean - half), min(1.0, mean + half)
     out.append(PairResult(e, a, b, mean, low, high, sum(n for _, n in scenes.values()),
                           len(fractions)))
-  return sorted(out, key=lambda r: (r.experiment, r.first, r.second))
+  order = lambda r: r.experiment.split("-").index  # noqa: E731
+  return sorted(out, key=lambda r: (r.experiment, order(r)(r.first), order(r)(r.second)))
 
 
 def class_results(votes):
@@ -331,21 +332,27 @@ def plot_figure10(path, pairs, classes):
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
   from dped_tf import fileio  # pylint: disable=import-outside-toplevel
   experiments = sorted({r.experiment for r in classes})
-  names = sorted({r.name for r in classes})
+  names = list(dict.fromkeys(r.name for r in classes))
   colors = dict(zip(names, plt.get_cmap("tab10").colors))
   fig, axes = plt.subplots(1, len(experiments), figsize=(4.2 * len(experiments), 3.6),
                            squeeze=False)
   for ax, e in zip(axes[0], experiments):
     bars = [r for r in pairs if r.experiment == e]
+    def segment(x, bottom, height, name):
+      ax.bar(x, height, bottom=bottom, color=colors[name], edgecolor="white")
+      if height >= 0.08:
+        ax.text(x, bottom + height / 2, f"{height:.0%}", ha="center", va="center",
+                fontsize=8, color="white")
+
     for x, r in enumerate(bars):
-      ax.bar(x, r.fraction, color=colors[r.first], edgecolor="white")
-      ax.bar(x, 1 - r.fraction, bottom=r.fraction, color=colors[r.second], edgecolor="white")
+      segment(x, 0.0, r.fraction, r.first)
+      segment(x, r.fraction, 1 - r.fraction, r.second)
       if not math.isnan(r.ci_low):
         ax.errorbar(x, r.fraction, yerr=[[r.fraction - r.ci_low], [r.ci_high - r.fraction]],
                     color="black", capsize=4)
     bottom = 0.0
     for r in (r for r in classes if r.experiment == e):
-      ax.bar(len(bars), r.share, bottom=bottom, color=colors[r.name], edgecolor="white")
+      segment(len(bars), bottom, r.share, r.name)
       bottom += r.share
     ax.set_xticks(range(len(bars) + 1),
                   [f"{r.first}\nvs\n{r.second}" for r in bars] + ["all\nchoices"], fontsize=8)
