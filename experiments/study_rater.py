@@ -27,7 +27,10 @@ def main():
   parser.add_argument("--width", type=int, default=1400)
   parser.add_argument("--height", type=int, default=800)
   args = parser.parse_args()
-  from selenium.webdriver.common.by import By  # pylint: disable=import-outside-toplevel
+  # pylint: disable=import-outside-toplevel
+  from selenium.webdriver.common.by import By
+  from selenium.webdriver.support import expected_conditions
+  from selenium.webdriver.support.ui import WebDriverWait
   driver = webtools.chromium(args.width, args.height, profile=args.profile)
   try:
     driver.get(args.url)
@@ -37,8 +40,9 @@ def main():
       shown = driver.find_element(By.NAME, "position").get_attribute("value")
       if int(shown) != args.position:
         sys.exit(f"the page shows question {shown}, not {args.position}: nothing clicked")
+      old_page = driver.find_element(By.TAG_NAME, "html")
       driver.find_element(By.ID, f"choose-{args.choose}").click()
-    from selenium.webdriver.support.ui import WebDriverWait  # pylint: disable=import-outside-toplevel
+      WebDriverWait(driver, 30).until(expected_conditions.staleness_of(old_page))
     WebDriverWait(driver, 30).until(lambda d: d.execute_script(
         "return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"))
     driver.save_screenshot(args.shot)

@@ -5,7 +5,6 @@ complete a study by clicking, and a photo uploaded in the serve page comes back 
 import collections
 import csv
 import os
-import shutil
 import struct
 import threading
 import urllib.error
@@ -106,8 +105,6 @@ def test_two_raters_complete_a_study_by_clicking(study_server, tmp_path):
   assert len(clicks["bright"]) == len(clicks["coin"]) == 18
   with open(shot, "rb") as f:
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-  if os.environ.get("DPED_TF_SCREENSHOT"):
-    shutil.copy(shot, os.environ["DPED_TF_SCREENSHOT"])
   experiments = {"phone-dped-dslr": ("phone", "dped", "dslr"),
                  "dped-pro-apple": ("dped", "pro", "apple")}  # no pair in both
   # Each rater saw every pair of every experiment on every scene once.
