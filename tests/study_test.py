@@ -38,11 +38,11 @@ def make_folders(root, classes=("phone", "dped", "dslr"), scenes=SCENES):
   return folders
 
 
-def vote(c, a, b, winner, scene="s", experiment="a-b-c", rater="r"):
-  left, right = (a, b)
-  side = "left" if winner == left else "right"
-  return {"rater": rater, "experiment": experiment, "scene": scene, "left_class": left,
-          "right_class": right, "chosen_side": side, "chosen_class": winner}
+def vote(left, right, winner, scene):
+  """A vote row of experiment a-b-c as the store returns it."""
+  return {"rater": "r", "experiment": "a-b-c", "scene": scene, "left_class": left,
+          "right_class": right, "chosen_side": "left" if winner == left else "right",
+          "chosen_class": winner}
 
 
 def test_plan_shuffles_every_question_once_per_rater(tmp_path):
@@ -103,9 +103,9 @@ def test_bradley_terry_against_a_direct_likelihood_maximum():
 
 
 def test_pair_fractions_are_averaged_over_scenes_with_a_t_interval():
-  votes = ([vote(1, "a", "b", "a", "s1")] * 3 + [vote(1, "b", "a", "a", "s2"),
-                                                 vote(1, "a", "b", "b", "s2")]
-           + [vote(1, "a", "b", "b", "s3")] * 2 + [vote(1, "a", "c", "c", "s1")])
+  votes = ([vote("a", "b", "a", "s1")] * 3 + [vote("b", "a", "a", "s2"),
+                                                 vote("a", "b", "b", "s2")]
+           + [vote("a", "b", "b", "s3")] * 2 + [vote("a", "c", "c", "s1")])
   pairs = {(r.first, r.second): r for r in study.pair_results(votes)}
   ab = pairs[("a", "b")]
   per_scene = [1.0, 0.5, 0.0]  # s1: a 3 of 3, s2: 1 of 2, s3: 0 of 2
