@@ -6,17 +6,24 @@ PHONE ?= sony
 DPED_DIR ?= data/dped
 ARGS ?=
 
-.PHONY: install test bench train demo clean
+.PHONY: install test browser bench train demo notebook clean
 
 $(VENV)/.installed: setup.py setup.cfg
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,web]'
 	touch $@
 
 install: $(VENV)/.installed
 
-test: install
+# Headless Chromium and its driver from the OS packages for tests/browser_test.py;
+# does nothing when both are there.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+	    $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq chromium chromium-driver; }
+
+test: install browser
 	$(PY) -m pytest -q --durations=15
 
 # Side-by-side measurements (minutes); not part of `make test`.
@@ -31,6 +38,11 @@ train: install
 # VGG=/path/to/vgg19 .h5 or .mat: ImageNet VGG-19 weights for the content term.
 demo: install
 	$(PY) -m dped_tf.demo --phone $(PHONE) $(if $(VGG),--vgg_weights $(VGG))
+
+# JupyterLab on the project's environment, on the loss-ablation notebook.
+notebook: install
+	$(PY) -m pip install --quiet -e '.[notebook]'
+	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/loss_ablations.ipynb
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

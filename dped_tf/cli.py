@@ -33,7 +33,13 @@ COMMANDS = {
                           "import the authors' released TF1 generator checkpoint"),
     "export": ("dped_tf.commands.export",
                "export a generator as a TF Serving SavedModel or TFLite"),
+    "study": ("dped_tf.commands.study",
+              "the paper's pairwise user study as a local web app; --results: Figure 10"),
+    "serve": ("dped_tf.commands.serve",
+              "a local web page that enhances an uploaded photo (before/after, download)"),
 }
+# Commands that never import TensorFlow.
+WITHOUT_TENSORFLOW = {"study"}
 
 
 def _usage():
@@ -80,7 +86,7 @@ def main(argv):
   except flags.Error as e:
     print(f"dped-tf {name}: error: {e}", file=sys.stderr)
     return 2
-  if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") != "0":
+  if name not in WITHOUT_TENSORFLOW and os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") != "0":
     _import_tensorflow_quietly()
   logging.use_absl_handler()
   logging.set_verbosity(logging.INFO)

@@ -8,6 +8,7 @@ import json
 import math
 import os
 
+import cv2
 import numpy as np
 import pytest
 
@@ -128,3 +129,13 @@ def test_loss_ablation_notebook(tmp_path):
   text = json.dumps([c.get("outputs") for c in nb.cells])
   assert "| MSE + texture |" in text and "image/png" in text
   assert os.path.isfile(tmp_path / "grid.png")
+  # The training curves: every variant's logged terms against the iteration.
+  assert text.count("image/png") >= 2 and cv2.imread(str(tmp_path / "curves.png")) is not None
+  with open(tmp_path / "curves.json") as f:
+    curves = json.load(f)
+  assert list(curves) == rows
+  for label, c in curves.items():
+    assert [step for step, _ in c["test/psnr"]] == [1, 2], label
+    for term in ("color", "content", "texture", "tv", "mse", "psnr"):
+      assert c[f"train/{term}"] and c[f"test/{term}"], (label, term)
+    assert all(math.isfinite(v) for points in c.values() for _, v in points)

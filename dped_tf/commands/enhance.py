@@ -20,6 +20,13 @@ def define_flags(fv):
                     flag_values=fv)
   flags.DEFINE_bool("side_by_side", False, "Also write <name>_compare.<ext>: before | after.",
                     flag_values=fv)
+  define_inference_flags(fv)
+  flags.mark_flag_as_required("model", flag_values=fv)
+  flags.mark_flag_as_required("out", flag_values=fv)
+
+
+def define_inference_flags(fv):
+  """The flags of the per-photo path, shared with `dped-tf serve`."""
   flags.DEFINE_enum("precision", "auto", ["auto", "float32", "bfloat16", "float16"],
                     "Compute precision; auto: float16 on GPU, bfloat16 on CPUs with "
                     "AMX/AVX512-BF16, else float32.", flag_values=fv)
@@ -37,8 +44,6 @@ def define_flags(fv):
   flags.DEFINE_bool("xla", False, "Compile the graphs with XLA.", flag_values=fv)
   flags.DEFINE_integer("quality", 95, "JPEG/WebP quality.", lower_bound=1, upper_bound=100,
                        flag_values=fv)
-  flags.mark_flag_as_required("model", flag_values=fv)
-  flags.mark_flag_as_required("out", flag_values=fv)
 
 
 def collect_inputs(args):
@@ -77,15 +82,8 @@ def main(fv, argv):
     raise DpedError(f"no image files in {' '.join(argv)}")
   if os.path.exists(fv.out) and not os.path.isdir(fv.out):
     raise DpedError(f"{fv.out}: output path exists and is not a folder")
-  # pylint: disable=import-outside-toplevel
-  import tensorflow as tf
-  from dped_tf import inference
-  from dped_tf.modeling.generator import load_generator
-  if fv.threads:
-    tf.config.threading.set_intra_op_parallelism_threads(fv.threads)
-  enhancer = inference.Enhancer(inference.GeneratorWeights.from_model(load_generator(fv.model)),
-                                fv.precision, jit_compile=fv.xla)
-  settings = inference.MemorySettings(fv.max_memory * 2**20, fv.tile, fv.mode, fv.tmp_dir)
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  enhancer, settings = load_enhancer(fv)
   os.makedirs(fv.out, exist_ok=True)
   for line in failures:
     print(f"dped-tf enhance: error: {line}", file=sys.stderr)
@@ -110,22 +108,45 @@ def main(fv, argv):
   return 0
 
 
-def _enhance_one(path, enhancer, settings, planned, fv):
+def load_enhancer(fv):
+  """(Enhancer, MemorySettings) from the flags of `define_inference_flags`."""
   # pylint: disable=import-outside-toplevel
-  from dped_tf import image_io
+  import tensorflow as tf
   from dped_tf import inference
+  from dped_tf.modeling.generator import load_generator
+  if fv.threads:
+    tf.config.threading.set_intra_op_parallelism_threads(fv.threads)
+  enhancer = inference.Enhancer(inference.GeneratorWeights.from_model(load_generator(fv.model)),
+                                fv.precision, jit_compile=fv.xla)
+  settings = inference.MemorySettings(fv.max_memory * 2**20, fv.tile, fv.mode, fv.tmp_dir)
+  return enhancer, settings
+
+
+def _enhance_one(path, enhancer, settings, planned, fv):
   target = output_path(path, fv.out, fv.ext)
   _check_target(path, target, planned, fv.overwrite)
   planned.add(os.path.abspath(target))
-  photo = image_io.read_photo(path, settings.max_pixels())
-  depth = image_io.output_depth(os.path.splitext(target)[1], photo.pixels.dtype)
-  enhanced = inference.enhance(enhancer, photo.pixels, depth, settings)
-  after = image_io.Photo(enhanced, photo.alpha, photo.exif, photo.icc)
-  fileio.atomic_write_bytes(target, image_io.encode_photo(os.path.splitext(target)[1], after,
-                                                      fv.quality))
+  photo, after = enhance_file(path, target, enhancer, settings, fv.quality)
   if fv.side_by_side:
     _write_comparison(path, target, photo, after, fv)
-  print(f"{path} -> {target} ({enhanced.shape[1]}x{enhanced.shape[0]}, {enhancer.precision})")
+  height, width = after.pixels.shape[:2]
+  print(f"{path} -> {target} ({width}x{height}, {enhancer.precision})")
+
+
+def enhance_file(path, target, enhancer, settings, quality):
+  """One photo: read (refused over `settings.max_pixels()`), enhance, write `target`
+  atomically in its extension's format; returns the (before, after) `Photo`s.
+  The one per-photo path of `dped-tf enhance` and `dped-tf serve`."""
+  # pylint: disable=import-outside-toplevel
+  from dped_tf import image_io
+  from dped_tf import inference
+  photo = image_io.read_photo(path, settings.max_pixels())
+  ext = os.path.splitext(target)[1]
+  depth = image_io.output_depth(ext, photo.pixels.dtype)
+  enhanced = inference.enhance(enhancer, photo.pixels, depth, settings)
+  after = image_io.Photo(enhanced, photo.alpha, photo.exif, photo.icc)
+  fileio.atomic_write_bytes(target, image_io.encode_photo(ext, after, quality))
+  return photo, after
 
 
 def _check_target(path, target, planned, overwrite):

@@ -1,0 +1,70 @@
+"""`dped-tf study`: the paper's pairwise user study as a local web app (docs/method.md §8).
+
+  dped-tf study --class_dir phone=DIR --class_dir dped=DIR --class_dir dslr=DIR \
+      [--experiment phone,dped,dslr ...] --db study.sqlite
+  dped-tf study --results --db study.sqlite --out DIR   # CSV + Figure-10-style chart
+"""
+
+import os
+
+from absl import flags
+
+from dped_tf.errors import DpedError
+
+
+def define_flags(fv):
+  flags.DEFINE_multi_string("class_dir", [], "NAME=FOLDER, one per class of pictures; "
+                            "the same scene (file) names in every folder.", flag_values=fv)
+  flags.DEFINE_multi_string("experiment", [], "Comma-separated classes compared pairwise "
+                            "(repeat for more experiments); default: one experiment of all "
+                            "classes.", flag_values=fv)
+  flags.DEFINE_string("db", "study.sqlite", "SQLite file of the votes (created if missing).",
+                      flag_values=fv)
+  flags.DEFINE_string("host", "127.0.0.1", "Address to listen on.", flag_values=fv)
+  flags.DEFINE_integer("port", 8000, "Port to listen on.", lower_bound=1, upper_bound=65535,
+                       flag_values=fv)
+  flags.DEFINE_bool("results", False, "Write the results of --db into --out and exit.",
+                    flag_values=fv)
+  flags.DEFINE_string("out", "study_results", "Folder for results.csv and figure10.png.",
+                      flag_values=fv)
+
+
+def main(fv, argv):
+  if argv:
+    raise DpedError(f"unexpected arguments: {' '.join(argv)}")
+  # pylint: disable=import-outside-toplevel
+  from dped_tf.web import study
+  if fv.results:
+    votes = study.open_votes(fv.db)
+    if not votes:
+      raise DpedError(f"{fv.db}: no votes yet")
+    pairs, classes = study.pair_results(votes), study.class_results(votes)
+    os.makedirs(fv.out, exist_ok=True)
+    study.write_csv(os.path.join(fv.out, "results.csv"), pairs, classes)
+    study.plot_figure10(os.path.join(fv.out, "figure10.png"), pairs, classes)
+    for r in pairs:
+      print(f"{r.experiment}: {r.first} > {r.second} {r.fraction:.3f} "
+            f"[{r.ci_low:.3f}, {r.ci_high:.3f}] ({r.votes} votes, {r.scenes} scenes)")
+    for r in classes:
+      print(f"{r.experiment}: {r.name} won {r.share:.3f} of {r.votes} choices, "
+            f"Bradley-Terry {r.bradley_terry:.3f}")
+    print(f"{len(votes)} votes -> {fv.out}/results.csv, {fv.out}/figure10.png")
+    return 0
+  if not fv.class_dir:
+    raise DpedError("give the classes with --class_dir NAME=FOLDER (or --results)")
+  folders = {}
+  for item in fv.class_dir:
+    name, sep, folder = item.partition("=")
+    if not sep or not folder:
+      raise DpedError(f"--class_dir {item}: use NAME=FOLDER")
+    if name in folders:
+      raise DpedError(f"--class_dir {item}: class {name} given twice")
+    folders[name] = folder
+  experiments = [e.split(",") for e in fv.experiment] or None
+  the_study = study.Study.from_folders(folders, experiments)
+  from dped_tf.web import pages, study_app
+  app = study_app.create_app(the_study, study.VoteStore(fv.db))
+  print(f"{len(the_study.experiments)} experiments, {len(the_study.scenes)} scenes, "
+        f"{len(the_study.questions())} questions per rater; votes in {fv.db}")
+  pages.run_server(app, fv.host, fv.port)
+  return 0
