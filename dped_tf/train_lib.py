@@ -44,7 +44,8 @@ def build_trainer(cfg: TrainConfig, vgg=None):
     warm_start.identity_init(generator)
   discriminator.build((None, cfg.patch_size, cfg.patch_size, 1))
   content_network.build((None, None, None, 3))
-  trainer = DPEDTrainer(generator, discriminator, content_network, cfg.loss, seed=cfg.seed)
+  trainer = DPEDTrainer(generator, discriminator, content_network, cfg.loss, seed=cfg.seed,
+                        test_batch_size=cfg.batch_size)
   g_opt, d_opt = (precision.wrap_optimizer(keras.optimizers.Adam(cfg.learning_rate),
                                            cfg.precision) for _ in range(2))
   g_opt.build(generator.trainable_variables)
