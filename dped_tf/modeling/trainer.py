@@ -43,6 +43,9 @@ class DPEDTrainer(keras.Model):
   freshly enhanced phone patch. Evaluation batches (`test_step`) hold B pairs; the
   released code's test protocol scores batches of `test_batch_size` (`metrics.TestMetrics`).
 
+  `train_step` returns the iteration's own losses; `trackers` hold their running means
+  (reset by `fit` at each epoch and by `callbacks.Evaluation`).
+
   Under `strategy.run` each replica gets its own 2b pairs (b = B / replicas); losses
   are scaled by `replica_share` so the summed gradients are those of the global batch,
   and the logged values are summed over replicas.
@@ -167,7 +170,7 @@ class DPEDTrainer(keras.Model):
       results = tf.distribute.get_replica_context().all_reduce("sum", results)
     for name, value in results.items():
       self.trackers[name].update_state(value)
-    return {name: t.result() for name, t in self.trackers.items()}
+    return results  # this iteration's values (fit's callbacks see each step's losses)
 
   def test_step(self, data):
     phone, dslr = data
