@@ -187,10 +187,11 @@ def _encode_pillow(fmt, photo, quality):
   pixels = to_depth(photo.pixels, np.uint8)
   if photo.alpha is not None:
     pixels = np.dstack([pixels, to_depth(photo.alpha, np.uint8)])
+  metadata = {k: v for k, v in (("exif", photo.exif), ("icc_profile", photo.icc)) if v}
   buf = io.BytesIO()
   try:
-    Image.fromarray(np.ascontiguousarray(pixels)).save(
-        buf, format=fmt, quality=quality, exif=photo.exif or b"", icc_profile=photo.icc)
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buf, format=fmt, quality=quality,
+                                                       **metadata)
   except (KeyError, OSError, ValueError) as e:  # no encoder for the format
     raise DpedError(f"Pillow could not encode a {fmt} image ({_first_line(e)})") from None
   return buf.getvalue()
