@@ -214,7 +214,8 @@ def test_corrupt_heic_is_one_line(model_path, tmp_path, capsys, damage):
   src = tmp_path / "bad.heic"
   src.write_bytes(data)
   assert run(str(src), "--model", model_path, "--out", str(tmp_path / "out")) == 1
-  lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("dped-tf enhance: error")]
+  lines = [line for line in capsys.readouterr().err.splitlines()
+           if line.startswith("dped-tf enhance: error")]
   assert len(lines) == 1 and lines[0].startswith(f"dped-tf enhance: error: {src}: ")
   assert not (tmp_path / "out" / "bad.heic").exists()
 

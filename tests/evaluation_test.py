@@ -56,7 +56,8 @@ def np_released_ms_ssim(enhanced, dslr):
     sigma = size * 1.5 / 11
     c = np.arange(size) - (size - 1) / 2
     g = np.exp(-(c[:, None] ** 2 + c[None] ** 2) / (2 * sigma ** 2))
-    blur = lambda t: signal.fftconvolve(t, (g / g.sum())[None, :, :, None], mode="valid")  # noqa: E731,B023
+    window = (g / g.sum())[None, :, :, None]
+    blur = lambda t, w=window: signal.fftconvolve(t, w, mode="valid")  # noqa: E731
     mu_x, mu_y = blur(x), blur(y)
     var_x, var_y = blur(x * x) - mu_x ** 2, blur(y * y) - mu_y ** 2
     cov = blur(x * y) - mu_x * mu_y

@@ -88,9 +88,8 @@ def test_new_phone_from_heic_pairs_to_enhanced_photos(photos, tmp_path, capsys):
   results = json.loads(out_json.read_text())["results"]
   test_dir = out / PHONE / "test_data" / "patches"
   count = report["patches"]["test"]
-  load = lambda d, i: np.asarray(Image.open(test_dir / d / f"{i}.jpg"), np.float64) / 255  # noqa: E731
-  phone = np.stack([load(PHONE, i) for i in range(count)])
-  dslr = np.stack([load("canon", i) for i in range(count)])
+  phone, dslr = (np.stack([np.asarray(Image.open(test_dir / d / f"{i}.jpg"), np.float64) / 255
+                           for i in range(count)]) for d in (PHONE, "canon"))
   mse = np.mean((phone - dslr) ** 2, axis=(1, 2, 3))
   base = results["phone (unprocessed)"]
   assert (base["patches"], base["full_batches"]) == (count, count // 4)
