@@ -50,6 +50,17 @@ def train(records, phone, model_dir, args, *extra):
   return os.path.join(model_dir, "generator.keras")
 
 
+def last_metrics(model_dir):
+  with open(os.path.join(model_dir, "metrics.jsonl")) as f:
+    return json.loads(f.read().splitlines()[-1])
+
+
+def cpu_model():
+  with open("/proc/cpuinfo") as f:
+    names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+  return f"{names[0]} x {len(names)}" if names else "unknown"
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--out", default="runs/own_phone")
@@ -76,8 +87,12 @@ def main(argv=None):
   with open(out_json) as f:
     results = json.load(f)["results"]
   from dped_tf import evaluation  # pylint: disable=import-outside-toplevel
+  seconds = {name: last_metrics(os.path.join(args.out, name))["seconds_per_iteration"]
+             for name in ("sony", "myphone_scratch", "myphone_finetuned")}
   report = "\n".join([
       f"# Own phone: simulated `{NEW[1]}` camera as `{NEW[0]}`, fine-tuned from `{SOURCE[0]}`",
+      "", f"CPU: {cpu_model()}; seconds per iteration: " + ", ".join(
+          f"{name} {value:.2f}" for name, value in seconds.items()) + ".",
       "", "DATA: the embedded sample (scikit-image photos through simulated cameras), not "
       "DPED. VGG: none needed (loss preset `demo`: color + pixel MSE, no content term, no "
       f"critic). Budget per run: {args.iterations} iterations, batch {args.batch_size} of "
