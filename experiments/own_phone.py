@@ -95,7 +95,8 @@ def main(argv=None):
           f"{name} {value:.2f}" for name, value in seconds.items()) + ".",
       "", "DATA: the embedded sample (scikit-image photos through simulated cameras), not "
       "DPED. VGG fallback: `--vgg_weights none` (random weights), unused in training: the "
-      "loss preset `demo` is color + pixel MSE (content weight 0, no critic). Budget per run: {args.iterations} iterations, batch {args.batch_size} of "
+      "loss preset `demo` is color + pixel MSE (content weight 0, no critic). "
+      f"Budget per run: {args.iterations} iterations, batch {args.batch_size} of "
       f"{args.patch_size}x{args.patch_size}, learning rate {args.learning_rate}, float32; "
       f"the fine-tuned model adds its {args.iterations} to the sony model's.", "",
       evaluation.format_markdown(results), ""])
