@@ -79,8 +79,11 @@ def ms_ssim_stats(a, b):
 
 def released_ms_ssim(ssim_means, cs_means):
   """MS-SSIM from the per-scale means over one batch ([5] each): the cs terms of the
-  four finer scales and the SSIM of the coarsest, each to its weight."""
+  four finer scales and the SSIM of the coarsest, each to its weight. A negative mean
+  (anti-correlated images; small patches' coarse scales), whose fractional power is NaN
+  in the released code, counts as 0 as in `tf.image.ssim_multiscale`."""
   w = tf.constant(MS_SSIM_WEIGHTS, tf.float64)
+  cs_means, ssim_means = tf.nn.relu(cs_means), tf.nn.relu(ssim_means)
   return tf.reduce_prod(cs_means[:-1] ** w[:-1]) * ssim_means[-1] ** w[-1]
 
 

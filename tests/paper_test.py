@@ -130,8 +130,9 @@ def test_loss_ablation_notebook(tmp_path):
     results = json.load(f)["results"]
   rows = [k for k in results if k != evaluation.BASELINE]
   assert rows == ["color + content + texture", "content + texture", "MSE + texture", "MSE"]
-  for r in results.values():
-    assert all(math.isfinite(r[m]) for m in evaluation.METRICS)
+  for r in results.values():  # 6 test patches: no full batch of 50 for the released protocol
+    assert math.isfinite(r["psnr"]) and math.isfinite(r["ssim"]) and r["full_batches"] == 0
+    assert r["released_psnr"] is None and r["released_ms_ssim"] is None
   text = json.dumps([c.get("outputs") for c in nb.cells])
   assert "| MSE + texture |" in text and "image/png" in text
   assert os.path.isfile(tmp_path / "grid.png")
