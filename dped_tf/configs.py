@@ -25,25 +25,51 @@ def define_phone_flag(fv, help_text, default=None):
                       flag_values=fv)
   flags.register_validator("phone", lambda v: v is None or bool(_PHONE_NAME.match(v)),
                            message="must be letters, digits, '-' and '_'", flag_values=fv)
+
+
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+VGG_PRECISIONS = ("float32", "bfloat16")
+NORMS = ("instance", "batch")
+TEXTURE_FORMS = ("reference", "paper")
+MODELS = ("dped", "srcnn", "johnson")   # dped_tf.modeling.baselines
+INITS = ("reference", "identity")       # identity: dped_tf.modeling.warm_start
+
+
+def option(default, help_text, choices=None, lower_bound=None):
+  """A config field that is also a `dped-tf` flag: its help, allowed values and lower
+  bound live here once; `dped_tf.config_flags` turns it into the flag and
+  `__post_init__` checks the same rules."""
+  metadata = {"help": help_text, "choices": choices, "lower_bound": lower_bound}
+  return dataclasses.field(default=default, metadata=metadata)
+
+
+def check_options(config):
+  """ValueError naming the first field outside its `option` choices or bound."""
+  for f in dataclasses.fields(config):
+    value, meta = getattr(config, f.name), f.metadata
+    if meta.get("choices") and value not in meta["choices"]:
+      raise ValueError(f"unknown {f.name} {value!r} (choose from {', '.join(meta['choices'])})")
+    if meta.get("lower_bound") is not None and value < meta["lower_bound"]:
+      raise ValueError(f"{f.name} must be >= {meta['lower_bound']}, got {value}")
 
 
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
   """Weights of the generator's composite loss (docs/method.md §3)."""
-  w_content: float = 10.0
-  w_color: float = 0.5
-  w_texture: float = 1.0
-  w_tv: float = 2000.0
-  w_mse: float = 0.0                # plain pixel MSE, for the Table 3 ablations
-  texture_form: str = "reference"   # "reference" (released code) or "paper" (Eq. 4)
-  texture_warmup: int = 0           # iterations with the texture loss off (docs/method.md §4 advice)
+  w_content: float = option(10.0, "Weight of the VGG-19 content loss.", lower_bound=0.0)
+  w_color: float = option(0.5, "Weight of the color loss (blurred MSE).", lower_bound=0.0)
+  w_texture: float = option(1.0, "Weight of the adversarial texture loss (0: no critic).",
+                            lower_bound=0.0)
+  w_tv: float = option(2000.0, "Weight of the total variation loss.", lower_bound=0.0)
+  w_mse: float = option(0.0, "Weight of the plain pixel MSE (Table 3 ablations).",
+                        lower_bound=0.0)
+  texture_form: str = option("reference", "Texture loss form: 'reference' (released "
+                             "code) or 'paper' (Eq. 4).", choices=TEXTURE_FORMS)
+  texture_warmup: int = option(0, "Iterations with the texture loss off "
+                               "(docs/method.md §4 advice).", lower_bound=0)
 
   def __post_init__(self):
-    if self.texture_form not in ("reference", "paper"):
-      raise ValueError(f"texture_form must be 'reference' or 'paper', got {self.texture_form!r}")
-    if self.texture_warmup < 0:
-      raise ValueError("texture_warmup must be >= 0")
+    check_options(self)
 
 
 # `reference`: the released code's defaults. `paper`: Eq. 8 of the second version.
@@ -58,48 +84,61 @@ LOSS_PRESETS = {
     # ... with the VGG-19 content term, when ImageNet weights are at hand.
     "demo_vgg": LossConfig(w_content=1.0, w_color=0.5, w_texture=0.0, w_tv=0.0, w_mse=1000.0),
 }
-
-MODELS = ("dped", "srcnn", "johnson")   # dped_tf.modeling.baselines
 MODEL_PRESETS = {"dped": "reference", "srcnn": "srcnn", "johnson": "johnson"}
-INITS = ("reference", "identity")       # identity: dped_tf.modeling.warm_start
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-  """One training run; defaults are the reference procedure (docs/method.md §4)."""
+  """One training run; defaults are the reference procedure (docs/method.md §4).
+
+  Every field but `phone` and `loss` is a `dped-tf train` flag of the same name
+  (`dped_tf.config_flags`); the loss weights come from `--preset` and the LossConfig
+  flags."""
   phone: str = "sony"
   loss: LossConfig = LossConfig()
-  norm: str = "instance"             # "instance" (released code) or "batch" (paper text)
-  batch_size: int = 50
-  patch_size: int = 100
-  iterations: int = 20000
-  learning_rate: float = 5e-4
-  eval_every: int = 1000
-  checkpoint_every: int = 1000
-  eval_batches: int = 0              # 0: the whole test set
-  precision: str = "float32"
-  vgg_weights: str = "imagenet"
-  vgg_precision: str = "float32"     # "bfloat16": faster content term, not the reference
-  shuffle_buffer: int = 10000
-  seed: int = 0
-  model: str = "dped"                # "dped", or a baseline: "srcnn", "johnson"
-  init: str = "reference"            # generator start: "reference" or "identity"
+  model: str = option("dped", "Network: 'dped' (the generator) or a Table-2 baseline: "
+                      "'srcnn' (Dong et al.), 'johnson' (Johnson et al.: the generator under "
+                      "the VGG content loss only).", choices=MODELS)
+  norm: str = option("instance", "Generator normalisation: 'instance' (released code) or "
+                     "'batch' (the paper's text); not with --model srcnn.", choices=NORMS)
+  init: str = option("reference", "Generator start: 'reference' (truncated normal 0.01) or "
+                     "'identity' (near the identity map; short CPU runs).", choices=INITS)
+  init_from: str = option("", "A generator .keras file to start from (from `dped-tf "
+                          "import-checkpoint` or a run): same --model and --norm; the critic "
+                          "and optimizers start fresh. Ignored when the run resumes from "
+                          "its checkpoints.")
+  batch_size: int = option(50, "Patches per sub-step (the global batch, split over the "
+                           "replicas of --strategy).", lower_bound=1)
+  patch_size: int = option(100, "Patch side.", lower_bound=1)
+  iterations: int = option(20000, "Training iterations.", lower_bound=1)
+  learning_rate: float = option(5e-4, "Adam learning rate (both nets).", lower_bound=0.0)
+  adam_epsilon: float = option(1e-8, "Adam epsilon (1e-8: the released code's TF1 "
+                               "AdamOptimizer).", lower_bound=0.0)
+  eval_every: int = option(1000, "Evaluate, save images and the generator every N "
+                           "iterations.", lower_bound=1)
+  checkpoint_every: int = option(1000, "Checkpoint every N iterations.", lower_bound=1)
+  log_every: int = option(10, "TensorBoard scalars, and a progress line when the output "
+                          "is not a terminal, every N iterations.", lower_bound=1)
+  eval_batches: int = option(0, "Test batches per evaluation (0: all).", lower_bound=0)
+  precision: str = option("float32", "Numeric policy.", choices=PRECISIONS)
+  vgg_weights: str = option("imagenet", "'imagenet' (Keras download/cache), a Keras .h5, "
+                            "a MatConvNet imagenet-vgg-verydeep-19.mat, or 'none' (random "
+                            "weights: not the paper's content loss).")
+  vgg_precision: str = option("float32", "VGG-19 compute dtype: float32 (reference "
+                              "numerics, under any policy) or bfloat16 (opt-in: about 1.5x "
+                              "faster bf16 iterations on CPU).", choices=VGG_PRECISIONS)
+  shuffle_buffer: int = option(10000, "Training records in the shuffle buffer.",
+                               lower_bound=1)
+  seed: int = option(0, "Random seed: with --deterministic, the same seed gives the same "
+                     "weights on one device.", lower_bound=0)
 
   def __post_init__(self):
-    if self.model not in MODELS:
-      raise ValueError(f"unknown model {self.model!r} (choose from {', '.join(MODELS)})")
-    if self.init not in INITS:
-      raise ValueError(f"unknown init {self.init!r} (choose from {', '.join(INITS)})")
-    if self.init == "identity" and self.model == "srcnn":
-      raise ValueError("init 'identity' applies to the DPED generator, not srcnn")
+    check_options(self)
     check_phone(self.phone)
-    if self.vgg_precision not in ("float32", "bfloat16"):
-      raise ValueError(f"unknown VGG precision {self.vgg_precision!r} (float32 or bfloat16)")
-    if self.precision not in PRECISIONS:
-      raise ValueError(f"unknown precision {self.precision!r} "
-                       f"(choose from {', '.join(PRECISIONS)})")
-    for name in ("batch_size", "patch_size", "iterations", "eval_every", "checkpoint_every"):
+    for name in ("learning_rate", "adam_epsilon"):
       if getattr(self, name) <= 0:
         raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-    if self.learning_rate <= 0:
-      raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+    if self.model == "srcnn" and self.init == "identity":
+      raise ValueError("init 'identity' applies to the DPED generator, not srcnn")
+    if self.model == "srcnn" and self.norm != "instance":
+      raise ValueError(f"norm {self.norm!r}: srcnn has no normalisation layers")

@@ -1,6 +1,7 @@
-"""The paper's test protocol (docs/method.md §6, Table 2): mean per-patch PSNR and SSIM, plus
-MS-SSIM, over a phone's test patches, for models and for the unprocessed phone patches
-(the baseline every method has to beat)."""
+"""Table 2's test (docs/method.md §6) of models and of the unprocessed phone patches (the
+baseline every method has to beat) on a phone's test patches, by both protocols of
+`metrics.TestMetrics`: the released code's (batch-MSE PSNR and MS-SSIM over full batches,
+what Table 2 reports) and the per-patch mean PSNR and SSIM."""
 
 import csv
 import io
@@ -16,7 +17,8 @@ from dped_tf.dataloaders import tfrecords
 from dped_tf.errors import DpedError
 
 BASELINE = "phone (unprocessed)"
-METRICS = ("psnr", "ssim", "ms_ssim")
+# Result keys: the released code's protocol first (the one Table 2 reports).
+METRICS = ("released_psnr", "released_ms_ssim", "psnr", "ssim")
 
 
 def folder_batches(dped_dir, phone, batch_size=50, limit=0):
@@ -69,40 +71,64 @@ def tfrecord_batches(tfrecord_dir, batch_size=50, limit=0):
     yield phone.numpy(), dslr.numpy()
 
 
-def evaluate(batches, models):
-  """Mean metrics of the baseline and of each model.
+def evaluate(batches, models, full_batch=metrics.RELEASED_BATCH):
+  """Both protocols for the baseline and each model.
 
-  `models`: {label: callable [B, H, W, 3] -> enhanced [B, H, W, 3]}. Returns
-  {label: {"psnr", "ssim", "ms_ssim", "patches"}}, the baseline first.
+  `models`: {label: callable [B, H, W, 3] -> enhanced [B, H, W, 3]}. `full_batch`: the
+  released protocol's batch size (50 in Table 2; `batches` should hold that many). Returns
+  {label: {released_psnr, released_ms_ssim, psnr, ssim, patches, full_batches}}, the
+  baseline first; the released figures are None without a full batch.
   """
   labels = [BASELINE, *models]
-  sums = {label: np.zeros(len(METRICS)) for label in labels}
-  count = 0
+  scores = {label: metrics.TestMetrics(full_batch) for label in labels}
   for phone, dslr in batches:
     outputs = {BASELINE: phone, **{label: fn(phone) for label, fn in models.items()}}
     for label in labels:
-      out = np.clip(outputs[label], 0.0, 1.0)
-      sums[label] += [float(np.sum(m(out, dslr))) for m in
-                      (metrics.psnr, metrics.ssim, metrics.ms_ssim)]
-    count += len(phone)
-  if not count:
-    raise DpedError("no test patches to evaluate")
-  return {label: {**dict(zip(METRICS, (sums[label] / count).tolist())), "patches": count}
-          for label in labels}
+      scores[label].update_state(dslr, outputs[label])
+  results = {}
+  for label in labels:
+    r = {k: float(v) for k, v in scores[label].result().items()}
+    if not r["patches"]:
+      raise DpedError("no test patches to evaluate")
+    results[label] = {**{k: None if np.isnan(r[k]) else r[k] for k in METRICS},
+                      "patches": int(r["patches"]), "full_batches": int(r["full_batches"]),
+                      "batch_size": full_batch}
+  return results
+
+
+def _cell(value, fmt):
+  return "n/a" if value is None else format(value, fmt)
 
 
 def format_table(phone, results):
-  """One row per method, then the same numbers in Table 2's shape (PSNR / SSIM)."""
+  """Both protocols, labelled, one row per method."""
+  first = next(iter(results.values()))
   width = max(len(label) for label in results) + 2
-  lines = [f"{'method':<{width}}{'PSNR (dB)':>10}{'SSIM':>9}{'MS-SSIM':>9}{'patches':>9}"]
-  for label, r in results.items():
-    lines.append(f"{label:<{width}}{r['psnr']:>10.2f}{r['ssim']:>9.4f}{r['ms_ssim']:>9.4f}"
-                 f"{r['patches']:>9d}")
-  cells = [f"{r['psnr']:.2f} / {r['ssim']:.4f}" for r in results.values()]
-  cols = [max(len(label), len(cell)) for label, cell in zip(results, cells)]
-  lines += ["", "Table 2 (PSNR dB / SSIM):",
-            " | ".join(["phone".ljust(10)] + [l.ljust(c) for l, c in zip(results, cols)]),
-            " | ".join([phone.ljust(10)] + [v.ljust(c) for v, c in zip(cells, cols)])]
+  lines = [f"Released code's protocol (Table 2): PSNR of each full batch of "
+           f"{first['batch_size']} patches' MSE and the batch's MS-SSIM (5 scales), averaged "
+           f"over {first['full_batches']} full batches (last partial batch dropped); "
+           "raw outputs.",
+           f"{'method':<{width}}{'PSNR (dB)':>10}{'MS-SSIM':>9}",
+           *(f"{label:<{width}}{_cell(r['released_psnr'], '.2f'):>10}"
+             f"{_cell(r['released_ms_ssim'], '.4f'):>9}" for label, r in results.items()),
+           "", f"Per-patch protocol: mean PSNR and SSIM over {first['patches']} patches, "
+           "outputs clipped to [0, 1].",
+           f"{'method':<{width}}{'PSNR (dB)':>10}{'SSIM':>9}",
+           *(f"{label:<{width}}{r['psnr']:>10.2f}{r['ssim']:>9.4f}"
+             for label, r in results.items())]
+  if first["batch_size"] != metrics.RELEASED_BATCH:
+    lines += ["", f"NOTE: batches of {first['batch_size']}, not the released code's "
+              f"{metrics.RELEASED_BATCH}: the released protocol's numbers differ from Table 2's."]
+  return f"{phone}\n" + "\n".join(lines)
+
+
+def format_markdown(results):
+  """The results as one markdown table: both protocols labelled, a row per method."""
+  lines = ["| method | released code: PSNR (dB) | released code: MS-SSIM | per patch: "
+           "PSNR (dB) | per patch: SSIM |", "|---|---|---|---|---|"]
+  lines += [f"| {label} | {_cell(r['released_psnr'], '.2f')} | "
+            f"{_cell(r['released_ms_ssim'], '.4f')} | {r['psnr']:.2f} | {r['ssim']:.4f} |"
+            for label, r in results.items()]
   return "\n".join(lines)
 
 
@@ -113,7 +139,8 @@ def to_json(phone, source, results):
 def to_csv(phone, results):
   buf = io.StringIO()
   writer = csv.writer(buf, lineterminator="\n")
-  writer.writerow(["phone", "method", *METRICS, "patches"])
+  writer.writerow(["phone", "method", *METRICS, "patches", "full_batches", "batch_size"])
   for label, r in results.items():
-    writer.writerow([phone, label, *(f"{r[m]:.6f}" for m in METRICS), r["patches"]])
+    writer.writerow([phone, label, *("" if r[m] is None else f"{r[m]:.6f}" for m in METRICS),
+                     r["patches"], r["full_batches"], r["batch_size"]])
   return buf.getvalue()

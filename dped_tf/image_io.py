@@ -3,12 +3,17 @@
 Pillow reads headers and metadata (size before decoding, so a header that claims
 100000 x 100000 pixels is refused without allocating) and decodes 8-bit images
 (it detects truncated files and converts CMYK, palette, grayscale and alpha modes);
-OpenCV decodes 16-bit PNG and TIFF and encodes every output. EXIF (orientation reset to
-1, since pixels are stored upright) and the ICC profile are spliced into JPEG (APP1,
-APP2) and PNG (eXIf, iCCP) outputs. Every problem is a `DpedError` naming the file.
+OpenCV decodes 16-bit PNG and TIFF and encodes every output but HEIF and AVIF. EXIF
+(orientation reset to 1, since pixels are stored upright) and the ICC profile are spliced
+into JPEG (APP1, APP2) and PNG (eXIf, iCCP) outputs. HEIC/HEIF (phones' default) comes
+through pillow-heif, which registers itself with Pillow and applies the file's own
+rotation (leaving EXIF orientation 1); AVIF through Pillow's own plugin, whose EXIF
+orientation is applied here as for JPEG; both are written by Pillow with their EXIF and
+ICC. Every problem is a `DpedError` naming the file.
 """
 
 import dataclasses
+import io
 import os
 import struct
 import zlib
@@ -20,8 +25,16 @@ from PIL import Image
 from dped_tf.errors import DpedError
 
 Image.MAX_IMAGE_PIXELS = None  # sizes are checked against the memory budget instead
-INPUT_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
-OUTPUT_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
+try:
+  import pillow_heif
+  pillow_heif.register_heif_opener()
+except ImportError:  # a core dependency; without it HEIC files are "not a readable image"
+  pass
+# Written by Pillow (its own AVIF plugin, pillow-heif's HEIF); the rest by OpenCV.
+_PILLOW_FORMATS = {".heic": "HEIF", ".heif": "HEIF", ".avif": "AVIF"}
+INPUT_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp",
+                    *_PILLOW_FORMATS)
+OUTPUT_EXTENSIONS = INPUT_EXTENSIONS
 _SIXTEEN_BIT = (".png", ".tif", ".tiff")
 _ORIENTATION = 0x0112
 
@@ -51,7 +64,8 @@ def read_photo(path, max_pixels=None):
     exif = im.getexif()
     orientation = exif.get(_ORIENTATION, 1)
     icc = im.info.get("icc_profile") or None
-    carry_exif = im.format in ("JPEG", "PNG", "WEBP")  # TIFF tags describe the file itself
+    # TIFF tags describe the file itself.
+    carry_exif = im.format in ("JPEG", "PNG", "WEBP", "HEIF", "AVIF")
     if _opencv_decodes(im):
       pixels, alpha = _decode_opencv(path)
     else:
@@ -135,12 +149,23 @@ def to_depth(pixels, dtype):
   return pixels.astype(np.uint16) * 257
 
 
+def output_extension(path, ext=None):
+  """The output format for input `path`: `ext` if given, else the input's own where it can
+  be written, else JPEG."""
+  if ext:
+    return "." + ext.lstrip(".").lower()
+  own = os.path.splitext(path)[1].lower()
+  return own if own in OUTPUT_EXTENSIONS else ".jpg"
+
+
 def encode_photo(ext, photo, quality=95):
   """Encoded bytes of `photo` in the format of `ext`, with its EXIF and ICC where the
-  format allows (JPEG, PNG)."""
+  format allows (JPEG, PNG, HEIF, AVIF)."""
   ext = ext.lower()
   if ext not in OUTPUT_EXTENSIONS:
     raise DpedError(f"unsupported output format {ext!r} (use {', '.join(OUTPUT_EXTENSIONS)})")
+  if ext in _PILLOW_FORMATS:
+    return _encode_pillow(_PILLOW_FORMATS[ext], photo, quality)
   bgr = photo.pixels[..., ::-1]
   if photo.alpha is not None and ext in (".png", ".tif", ".tiff", ".webp"):
     bgr = np.dstack([bgr, to_depth(photo.alpha, photo.pixels.dtype)])
@@ -156,6 +181,20 @@ def encode_photo(ext, photo, quality=95):
   if ext == ".png":
     return _png_with_metadata(data, photo.exif, photo.icc)
   return data
+
+
+def _encode_pillow(fmt, photo, quality):
+  pixels = to_depth(photo.pixels, np.uint8)
+  if photo.alpha is not None:
+    pixels = np.dstack([pixels, to_depth(photo.alpha, np.uint8)])
+  metadata = {k: v for k, v in (("exif", photo.exif), ("icc_profile", photo.icc)) if v}
+  buf = io.BytesIO()
+  try:
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buf, format=fmt, quality=quality,
+                                                       **metadata)
+  except (KeyError, OSError, ValueError) as e:  # no encoder for the format
+    raise DpedError(f"Pillow could not encode a {fmt} image ({_first_line(e)})") from None
+  return buf.getvalue()
 
 
 def _jpeg_with_metadata(data, exif, icc):

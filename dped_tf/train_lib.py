@@ -1,20 +1,24 @@
-"""The training loop around `DPEDTrainer`: checkpoints, evaluation, logs (docs/method.md §4)."""
+"""Training runs: `DPEDTrainer` built from a `TrainConfig`, driven by `fit()` with the
+callbacks of `dped_tf.callbacks` (docs/method.md §4)."""
 
 import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
-import time
 
 from absl import logging
 import keras
 import numpy as np
 import tensorflow as tf
 
+from dped_tf import callbacks as dped_callbacks
 from dped_tf import fileio
+from dped_tf.callbacks import before_after_grid, evaluate  # noqa: F401 (public here too)
 from dped_tf import precision
 from dped_tf.configs import TrainConfig
 from dped_tf.dataloaders import tfrecords
@@ -28,9 +32,13 @@ from dped_tf.modeling.vgg import load_content_network
 NUM_FIXED_CROPS = 5
 
 
-def build_trainer(cfg: TrainConfig, vgg=None):
+def build_trainer(cfg: TrainConfig, vgg=None, warm_start_from_file=True):
   """A compiled `DPEDTrainer` with built networks and optimizers, under `cfg.precision`.
 
+  The generator starts as `cfg.init` says, then from `cfg.init_from` when given (and
+  `warm_start_from_file`: a resumed run restores its checkpoint instead); the critic
+  and the optimizers always start fresh. Adam's epsilon is `cfg.adam_epsilon` (1e-8,
+  the released code's TF1 AdamOptimizer; Keras' default is 1e-7).
   `vgg`: (content network, VGGSource) already loaded, else loaded from `cfg.vgg_weights`.
   Returns (trainer, vgg_source).
   """
@@ -42,14 +50,18 @@ def build_trainer(cfg: TrainConfig, vgg=None):
   generator.build((None, None, None, 3))
   if cfg.init == "identity":
     warm_start.identity_init(generator)
+  if cfg.init_from and warm_start_from_file:
+    warm_start.init_from_file(generator, cfg.init_from)
   discriminator.build((None, cfg.patch_size, cfg.patch_size, 1))
   content_network.build((None, None, None, 3))
-  trainer = DPEDTrainer(generator, discriminator, content_network, cfg.loss, seed=cfg.seed)
-  g_opt, d_opt = (precision.wrap_optimizer(keras.optimizers.Adam(cfg.learning_rate),
+  trainer = DPEDTrainer(generator, discriminator, content_network, cfg.loss, seed=cfg.seed,
+                        test_batch_size=cfg.batch_size)
+  g_opt, d_opt = (precision.wrap_optimizer(keras.optimizers.Adam(cfg.learning_rate, epsilon=cfg.adam_epsilon),
                                            cfg.precision) for _ in range(2))
   g_opt.build(generator.trainable_variables)
   d_opt.build(discriminator.trainable_variables)
-  trainer.compile(g_optimizer=g_opt, d_optimizer=d_opt)
+  trainer.compile(g_optimizer=g_opt, d_optimizer=d_opt, jit_compile=False)
+  trainer.built = True  # its networks are; nothing for fit() to build symbolically
   return trainer, vgg_source
 
 
@@ -93,42 +105,52 @@ def weights_fingerprint(model):
   return digest.hexdigest()[:16]
 
 
-def evaluate(trainer, dataset, test_fn, max_batches=0):
-  """Mean test metrics over `dataset` (all of it when `max_batches` is 0)."""
-  for tracker in trainer.eval_trackers.values():
-    tracker.reset_state()
-  logs = {}
-  for i, batch in enumerate(dataset):
-    if max_batches and i >= max_batches:
-      break
-    logs = test_fn(batch)
-  return {name: float(value) for name, value in logs.items()}
+def lock_model_dir(model_dir):
+  """Holds `model_dir/train.lock` (fcntl.flock, with this process's PID) until the
+  returned file is closed; DpedError naming the folder and the holder's PID when another
+  run holds it. The kernel releases the lock of a process that dies, even by SIGKILL,
+  so a stale file never blocks a restart."""
+  path = os.path.join(model_dir, "train.lock")
+  f = open(path, "a+")  # pylint: disable=consider-using-with
+  try:
+    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except BlockingIOError:
+    f.seek(0)
+    holder = f.read().strip() or "unknown"
+    f.close()
+    raise DpedError(f"{model_dir}: in use by another dped-tf train (PID {holder}); "
+                    "one run per --model_dir") from None
+  f.seek(0)
+  f.truncate()
+  f.write(f"{os.getpid()}\n")
+  f.flush()
+  return f
 
 
-def before_after_grid(generator, phone, dslr):
-  """Rows of [phone | enhanced | DSLR] crops as one uint8 image."""
-  enhanced = generator(phone, training=False)
-  rows = tf.concat([phone, tf.clip_by_value(enhanced, 0.0, 1.0), dslr], axis=2)
-  grid = tf.reshape(rows, [-1, rows.shape[2], 3])
-  return tf.image.convert_image_dtype(grid, tf.uint8, saturate=True)
-
-
-def _write_summary(model_dir, cfg, warnings, step, metrics):
-  lines = [f"**WARNING: {w}**\n" for w in warnings]
-  lines += [f"# dped_tf training run, step {step} of {cfg.iterations}\n",
-            "| metric | value |", "|---|---|"]
-  lines += [f"| {k} | {v:.5g} |" for k, v in metrics.items()]
-  lines += ["", "```json", json.dumps(dataclasses.asdict(cfg), indent=1), "```", ""]
-  fileio.atomic_write_bytes(os.path.join(model_dir, "summary.md"), "\n".join(lines).encode())
+def file_digest(path):
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
 
 
 def train(cfg: TrainConfig, tfrecord_dir, model_dir, jit_compile=False, vgg=None,
-          strategy=None):
-  """Runs (or resumes) training; returns the last evaluation metrics.
+          strategy=None, callbacks=(), progress=None):
+  """Runs (or resumes) training through `DPEDTrainer.fit`; returns the last evaluation
+  metrics.
 
-  `model_dir` receives `checkpoints/` (generator, critic, both optimizers, step, critic
-  seed), `logs/` (TensorBoard), `images/step_NNNNNN.png` before/after crops,
-  `generator.keras` (latest) plus one per evaluation, `metrics.jsonl`, `summary.md`.
+  `model_dir` (one run at a time: `train.lock`) receives `checkpoints/` (generator,
+  critic, both optimizers, step, critic seed), `logs/` (TensorBoard),
+  `images/step_NNNNNN.png` before/after crops, `generator.keras` (latest) plus one per
+  evaluation, `metrics.jsonl`, `summary.md` and `run.json` (the resolved configuration,
+  the generator's source, the step it started at). All of it is written by the
+  callbacks of `dped_tf.callbacks`; `callbacks` are the caller's own, run after them
+  (their batch logs hold the step's losses, and `test_*` at evaluations).
+
+  `progress`: Keras' bar (True), plain lines every `cfg.log_every` iterations
+  (False); default: the bar on a terminal. SIGTERM or SIGINT: a checkpoint at the step
+  reached, then `callbacks.Preempted`.
 
   `strategy` (default: one device): `cfg.batch_size` is the global batch, split evenly
   over the replicas; each worker reads its own shard of the records. Only the chief
@@ -150,18 +172,24 @@ def train(cfg: TrainConfig, tfrecord_dir, model_dir, jit_compile=False, vgg=None
   chief = is_chief(strategy)
   with contextlib.ExitStack() as stack:
     if not chief:
-      scratch = tempfile.mkdtemp(prefix="dped-worker-")
-      stack.callback(shutil.rmtree, scratch, ignore_errors=True)
-    return _train(cfg, tfrecord_dir, model_dir if chief else scratch, jit_compile, vgg,
-                  strategy, chief, meta)
+      model_dir = tempfile.mkdtemp(prefix="dped-worker-")
+      stack.callback(shutil.rmtree, model_dir, ignore_errors=True)
+    os.makedirs(model_dir, exist_ok=True)
+    stack.enter_context(lock_model_dir(model_dir))
+    return _train(cfg, tfrecord_dir, model_dir, jit_compile, vgg, strategy, chief, meta,
+                  list(callbacks), progress)
 
 
-def _train(cfg, tfrecord_dir, model_dir, jit_compile, vgg, strategy, chief, meta):
+def _train(cfg, tfrecord_dir, model_dir, jit_compile, vgg, strategy, chief, meta,
+           user_callbacks, progress):
   for sub in ("checkpoints", "images", "logs"):
     os.makedirs(os.path.join(model_dir, sub), exist_ok=True)
+  ckpt_dir = os.path.join(model_dir, "checkpoints")
+  resuming = tf.train.latest_checkpoint(ckpt_dir) is not None
 
   with strategy.scope():
-    trainer, vgg_source = build_trainer(cfg, vgg)
+    trainer, vgg_source = build_trainer(cfg, vgg, warm_start_from_file=not resuming)
+  trainer.jit_compile = jit_compile
   warnings = [vgg_source.warning] if vgg_source.warning else []
   warnings += [f"training data is the embedded sample ({meta['sample']}), not DPED"
                ] if meta.get("sample") else []
@@ -169,8 +197,7 @@ def _train(cfg, tfrecord_dir, model_dir, jit_compile, vgg, strategy, chief, meta
     logging.warning(w)
 
   checkpoint = make_checkpoint(trainer)
-  manager = tf.train.CheckpointManager(checkpoint, os.path.join(model_dir, "checkpoints"),
-                                       max_to_keep=3)
+  manager = tf.train.CheckpointManager(checkpoint, ckpt_dir, max_to_keep=3)
   if manager.latest_checkpoint:
     checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     logging.info("Resuming from %s at step %d", manager.latest_checkpoint, int(trainer.step.numpy()))
@@ -193,53 +220,46 @@ def _train(cfg, tfrecord_dir, model_dir, jit_compile, vgg, strategy, chief, meta
   test_ds = tfrecords.make_dataset(tfrecord_dir, "test", cfg.batch_size, cfg.patch_size,
                                    training=False)
   fixed_phone, fixed_dslr = next(iter(test_ds.unbatch().batch(NUM_FIXED_CROPS)))
-  step_fn = tf.function(trainer.train_step, jit_compile=jit_compile)
-  train_fn = tf.function(lambda batch: strategy.experimental_local_results(
-      strategy.run(step_fn, args=(batch,)))[0])
-  test_fn = tf.function(trainer.test_step, jit_compile=jit_compile)
-  writer = (tf.summary.create_file_writer(os.path.join(model_dir, "logs")) if chief
-            else tf.summary.create_noop_writer())
-  with open(os.path.join(model_dir, "run.json"), "w") as f:
-    json.dump({"config": dataclasses.asdict(cfg), "warnings": warnings,
-               "vgg_source": dataclasses.asdict(vgg_source),
-               "data": tfrecord_dir, "start_step": start}, f, indent=1)
 
-  progbar = keras.utils.Progbar(cfg.iterations, stateful_metrics=list(trainer.trackers))
-  progbar.update(start)
-  iterator = iter(train_ds)
-  metrics, t0 = {}, time.perf_counter()
-  step = start
-  for step in range(start + 1, cfg.iterations + 1):
-    logs = {k: float(v) for k, v in train_fn(next(iterator)).items()}
-    progbar.update(step, values=list(logs.items()))
-    if step % 10 == 0 or step == cfg.iterations:
-      with writer.as_default(step=step):
-        for name, value in logs.items():
-          tf.summary.scalar(f"train/{name}", value)
-    if step % cfg.checkpoint_every == 0 or step == cfg.iterations:
-      manager.save(checkpoint_number=step)
-    if step % cfg.eval_every == 0 or step == cfg.iterations:
-      metrics = evaluate(trainer, test_ds, test_fn, cfg.eval_batches)
-      metrics["seconds_per_iteration"] = (time.perf_counter() - t0) / (step - start)
-      for tracker in trainer.trackers.values():
-        tracker.reset_state()
-      if not chief:
-        continue
-      grid = before_after_grid(trainer.generator, fixed_phone, fixed_dslr)
-      fileio.atomic_write_bytes(os.path.join(model_dir, "images", f"step_{step:06d}.png"),
-                                   tf.io.encode_png(grid).numpy())
-      with writer.as_default(step=step):
-        for name, value in metrics.items():
-          tf.summary.scalar(f"test/{name}", value)
-        tf.summary.image("phone | enhanced | DSLR", grid[None], step=step)
-        for w in warnings:
-          tf.summary.text("warnings", w)
-      writer.flush()
-      fileio.save_keras_atomic(trainer.generator, os.path.join(model_dir, f"generator_{step:06d}.keras"))
-      fileio.save_keras_atomic(trainer.generator, os.path.join(model_dir, "generator.keras"))
-      with open(os.path.join(model_dir, "metrics.jsonl"), "a") as f:
-        f.write(json.dumps({"step": step, **metrics, "warnings": warnings}) + "\n")
-      _write_summary(model_dir, cfg, warnings, step, metrics)
-      print("\n" + " ".join(f"test_{k}={v:.4g}" for k, v in metrics.items()))
-  print(f"Done at step {step}; generator weights {weights_fingerprint(trainer.generator)}")
-  return metrics
+  source = {"init": cfg.init, "init_from": None}
+  notes = []
+  if cfg.init_from:
+    source["init_from"] = {"path": os.path.abspath(cfg.init_from),
+                           "sha256": file_digest(cfg.init_from)
+                           if os.path.isfile(cfg.init_from) else None,
+                           "used": not resuming}
+    notes.append(f"Generator started from {os.path.abspath(cfg.init_from)}"
+                 + (" (this run resumed from its checkpoints)" if resuming else ""))
+  fileio.atomic_write_bytes(os.path.join(model_dir, "run.json"), json.dumps(
+      {"config": dataclasses.asdict(cfg), "generator_source": source, "warnings": warnings,
+       "vgg_source": dataclasses.asdict(vgg_source), "data": tfrecord_dir,
+       "start_step": start}, indent=1).encode())
+
+  last = cfg.iterations
+  board = dped_callbacks.TensorBoard(os.path.join(model_dir, "logs"), cfg.log_every, last,
+                                     warnings)
+  metrics_log = dped_callbacks.MetricsLog(model_dir, cfg, warnings, notes)
+  preemption = dped_callbacks.PreemptionCheckpoint(manager, strategy)
+  progress = sys.stdout.isatty() if progress is None else progress
+  steps = [
+      preemption,
+      dped_callbacks.Checkpoint(manager, cfg.checkpoint_every, last),
+      dped_callbacks.Evaluation(test_ds, cfg.eval_every, last, cfg.eval_batches,
+                                jit_compile),
+      board,
+      dped_callbacks.BeforeAfterGrid(fixed_phone, fixed_dslr,
+                                     os.path.join(model_dir, "images"), board.writer),
+      dped_callbacks.GeneratorExport(model_dir),
+      metrics_log,
+      dped_callbacks.StepProgbar(last) if progress
+      else dped_callbacks.ProgressLines(cfg.log_every, last),
+  ]
+  if not chief:  # workers keep in step (checkpoints, evaluation) but write nothing
+    steps = steps[:3]
+  trainer.fit(train_ds, steps_per_epoch=last - start, epochs=1, shuffle=False,
+              callbacks=steps + user_callbacks, verbose=0)
+  if preemption.stopped:
+    raise dped_callbacks.Preempted(*preemption.stopped)
+  print(f"Done at step {int(trainer.step.numpy())}; generator weights "
+        f"{weights_fingerprint(trainer.generator)}")
+  return metrics_log.last

@@ -5,7 +5,9 @@ import pytest
 from skimage import data as skdata
 from skimage import metrics
 
+from dped_tf import configs
 from dped_tf.dataloaders import camera_sim as cs
+from dped_tf.errors import DpedError
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +134,11 @@ def test_simulate_is_reproducible_for_a_seed(photo):
   assert a.shape == photo.shape and a.dtype == np.uint8
   np.testing.assert_array_equal(a, cs.simulate(photo, profile, 7))
   assert np.abs(a.astype(int) - cs.simulate(photo, profile, 8)).mean() > 0.5
+
+
+def test_profile_for_a_new_phone_name():
+  assert cs.profile_for("sony") is cs.PROFILES["sony"]
+  assert cs.profile_for("my-phone", "midrange") is cs.PROFILES["midrange"]
+  assert "midrange" not in configs.DPED_PHONES
+  with pytest.raises(DpedError, match="my-phone.*--camera"):
+    cs.profile_for("my-phone")

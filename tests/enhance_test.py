@@ -10,7 +10,9 @@ from inference_test import lively_generator
 import numpy as np
 from PIL import Image
 from PIL import ImageCms
+from PIL import ImageOps
 import pytest
+from skimage import data as skdata
 
 from dped_tf import cli
 from dped_tf import inference
@@ -155,3 +157,72 @@ def test_missing_input_and_unknown_format(model_path, tmp_path, capsys):
   err = capsys.readouterr().err
   assert f"{tmp_path / 'nope.jpg'}: no such file" in err
   assert (tmp_path / "out" / "a.png").exists()
+
+
+def smooth_photo(height=40, width=60):
+  """A real photo's crop: lossy HEIC/AVIF round trips stay within a few levels."""
+  return np.ascontiguousarray(skdata.astronaut()[40:40 + 4 * height:4, 160:160 + 4 * width:4])
+
+
+@pytest.mark.parametrize("ext, fmt", [(".heic", "HEIF"), (".avif", "AVIF")])
+def test_heic_and_avif_rotated_by_exif_are_enhanced_upright(model_path, tmp_path, ext, fmt):
+  exif = Image.Exif()
+  exif[0x0112] = 6  # the camera was rotated: upright is 90 degrees clockwise
+  exif[0x010F] = "TestCam"
+  icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+  src = tmp_path / "in" / f"photo{ext}"
+  src.parent.mkdir()
+  Image.fromarray(smooth_photo()).save(src, fmt, quality=95, exif=exif.tobytes(),
+                                       icc_profile=icc)
+  with Image.open(src) as im:  # the library's own reading, made upright by Pillow
+    upright = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+  assert upright.shape == (60, 40, 3)
+  out = tmp_path / "out"
+  assert run(str(src.parent), "--model", model_path, "--out", str(out), "--precision",
+             "float32", "--quality", "100") == 0  # a folder run lists HEIC and AVIF files
+  assert run(str(src), "--model", model_path, "--out", str(out), "--precision", "float32",
+             "--ext", "png") == 0
+  from dped_tf.modeling.generator import load_generator  # pylint: disable=import-outside-toplevel
+  enhancer = inference.Enhancer.from_model(load_generator(model_path))
+  expected = np.clip(enhancer.whole(upright[None].astype(np.float32) / 255)[0], 0, 1) * 255
+  with Image.open(out / "photo.png") as im:  # lossless: the model's pixels
+    assert np.abs(np.asarray(im, np.float32) - expected).max() <= 0.51
+  with Image.open(out / f"photo{ext}") as im:
+    assert im.format == fmt and im.size == (40, 60)
+    assert im.getexif().get(0x0112, 1) == 1 and im.getexif()[0x010F] == "TestCam"
+    assert im.info["icc_profile"] == icc
+    got = np.asarray(ImageOps.exif_transpose(im).convert("RGB"), np.float32)
+  # The library's own encoding of the expected pixels at the same quality: lossy (4:2:0
+  # chroma), so compared with what the encoder makes of them, not with the pixels.
+  buf = io.BytesIO()
+  Image.fromarray(np.rint(expected).astype(np.uint8)).save(buf, fmt, quality=100)
+  reference = np.asarray(Image.open(buf).convert("RGB"), np.float32)
+  assert np.abs(got - reference).mean() < 0.5
+  assert np.abs(got - upright).mean() > 10
+
+
+@pytest.mark.parametrize("damage", ["truncated", "scrambled"])
+def test_corrupt_heic_is_one_line(model_path, tmp_path, capsys, damage):
+  buf = io.BytesIO()
+  Image.fromarray(smooth_photo()).save(buf, "HEIF", quality=90)
+  data = buf.getvalue()
+  if damage == "truncated":
+    data = data[:len(data) // 2]
+  else:  # the item boxes after `ftyp` overwritten (HEVC decoders conceal damage in the
+    # coded picture itself, as JPEG decoders do: only the container is checkable)
+    data = data[:40] + bytes(range(200)) + data[240:]
+  src = tmp_path / "bad.heic"
+  src.write_bytes(data)
+  assert run(str(src), "--model", model_path, "--out", str(tmp_path / "out")) == 1
+  lines = [line for line in capsys.readouterr().err.splitlines()
+           if line.startswith("dped-tf enhance: error")]
+  assert len(lines) == 1 and lines[0].startswith(f"dped-tf enhance: error: {src}: ")
+  assert not (tmp_path / "out" / "bad.heic").exists()
+
+
+def test_unwritable_input_format_gives_jpeg(model_path, tmp_path):
+  src = tmp_path / "photo.jfif"  # a JPEG by content; not an output format by its name
+  Image.fromarray(smooth_photo()).save(src, "JPEG")
+  assert run(str(src), "--model", model_path, "--out", str(tmp_path / "out")) == 0
+  with Image.open(tmp_path / "out" / "photo.jpg") as im:
+    assert im.format == "JPEG"

@@ -9,6 +9,8 @@ from inference_test import lively_generator
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 import pytest
+from scipy import ndimage
+from scipy import signal
 import tensorflow as tf
 
 from dped_tf import cli
@@ -41,23 +43,97 @@ def np_ssim(a, b, size=11, sigma=1.5):
                  / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2)))
 
 
-def test_metrics_match_numpy_on_small_images():
+def np_released_ms_ssim(enhanced, dslr):
+  """The released code's MS-SSIM of one batch as one array, re-derived with scipy: 0-255
+  values, 5 scales; at each, a Gaussian window (11 px, sigma 1.5, both shrunk to fit)
+  over valid positions, mean SSIM and contrast-structure maps over the whole batch; then a
+  2x2 box filter (reflecting edges) and every other pixel."""
+  weights = np.array([0.0448, 0.2856, 0.3001, 0.2363, 0.1333])
+  x, y = enhanced.astype(np.float64) * 255, dslr.astype(np.float64) * 255
+  ssims, css = [], []
+  for _ in weights:
+    size = min(11, x.shape[1], x.shape[2])
+    sigma = size * 1.5 / 11
+    c = np.arange(size) - (size - 1) / 2
+    g = np.exp(-(c[:, None] ** 2 + c[None] ** 2) / (2 * sigma ** 2))
+    window = (g / g.sum())[None, :, :, None]
+    blur = lambda t, w=window: signal.fftconvolve(t, w, mode="valid")  # noqa: E731
+    mu_x, mu_y = blur(x), blur(y)
+    var_x, var_y = blur(x * x) - mu_x ** 2, blur(y * y) - mu_y ** 2
+    cov = blur(x * y) - mu_x * mu_y
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    cs = (2 * cov + c2) / (var_x + var_y + c2)
+    ssims.append(np.mean((2 * mu_x * mu_y + c1) / (mu_x ** 2 + mu_y ** 2 + c1) * cs))
+    css.append(np.mean(cs))
+    x, y = (ndimage.convolve(t, np.ones((1, 2, 2, 1)) / 4, mode="reflect")[:, ::2, ::2]
+            for t in (x, y))
+  return np.prod(np.array(css[:-1]) ** weights[:-1]) * ssims[-1] ** weights[-1]
+
+
+def constant_batch(dslr_value, phone_values, size=12):
+  """Flat patches: phone patch i is `phone_values[i]` everywhere, the DSLR `dslr_value`."""
+  phone = np.ones((len(phone_values), size, size, 3), np.float32) * np.float32(
+      phone_values)[:, None, None, None]
+  return phone, np.full_like(phone, dslr_value)
+
+
+def flat_ssim(a, b, c1):
+  """SSIM of two flat images: no variance, so only the luminance term is left."""
+  return (2 * a * b + c1) / (a * a + b * b + c1)
+
+
+def test_both_protocols_on_batches_computed_by_hand():
+  # DSLR 0.4 everywhere. Batch 1: 50 patches off by 0.1 (MSE 0.01). Batch 2: 25 off by 0.1
+  # and 25 by 0.01 (batch MSE 0.00505). Batch 3, partial: 7 off by 0.5 (dropped by the
+  # released protocol, counted per patch).
+  batches = [constant_batch(0.4, [0.5] * 50), constant_batch(0.4, [0.5] * 25 + [0.41] * 25),
+             constant_batch(0.4, [0.9] * 7)]
+  r = evaluation.evaluate(batches, {})[evaluation.BASELINE]
+  assert (r["patches"], r["full_batches"], r["batch_size"]) == (107, 2, 50)
+  psnr = lambda mse: -10 * np.log10(mse)  # noqa: E731
+  assert r["released_psnr"] == pytest.approx((psnr(0.01) + psnr(0.00505)) / 2, abs=1e-4)
+  assert r["psnr"] == pytest.approx((75 * psnr(0.01) + 25 * psnr(1e-4) + 7 * psnr(0.25)) / 107,
+                                    abs=1e-4)
+  assert r["released_psnr"] < r["psnr"]
+  # Flat images: every contrast-structure term is 1, MS-SSIM = SSIM ** 0.1333 (coarsest).
+  c1 = (0.01 * 255) ** 2
+  s5, s41 = (flat_ssim(v * 255, 0.4 * 255, c1) for v in (0.5, 0.41))
+  assert r["released_ms_ssim"] == pytest.approx(
+      (s5 ** 0.1333 + ((s5 + s41) / 2) ** 0.1333) / 2, abs=1e-6)
+  s9 = flat_ssim(0.9, 0.4, 0.01 ** 2)
+  # tf.image.ssim works in float32: on flat images its window sums leave ~1e-4.
+  assert r["ssim"] == pytest.approx((75 * s5 + 25 * s41 + 7 * s9) / 107, abs=5e-4)
+
+
+def test_protocols_match_numpy_with_a_partial_batch():
   rng = np.random.default_rng(0)
-  dslr = rng.uniform(0, 1, (3, 24, 28, 3)).astype(np.float32)
+  dslr = ndimage.gaussian_filter(rng.uniform(0, 1, (7, 40, 40, 3)), (0, 1.5, 1.5, 0))
+  dslr = dslr.astype(np.float32)
   phone = np.clip(dslr * 0.8 + rng.normal(0, 0.05, dslr.shape), 0, 1).astype(np.float32)
-  brighten = lambda x: np.minimum(x * 1.1 + 0.02, 1.0)  # noqa: E731
-  results = evaluation.evaluate([(phone[:2], dslr[:2]), (phone[2:], dslr[2:])],
-                                {"brighten": brighten})
-  assert list(results) == [evaluation.BASELINE, "brighten"]
-  for label, images in ((evaluation.BASELINE, phone), ("brighten", brighten(phone))):
+  overshoot = lambda x: x * 1.3 - 0.1  # noqa: E731  (leaves [0, 1]: clipping matters)
+  batches = [(phone[i:i + 3], dslr[i:i + 3]) for i in (0, 3, 6)]  # 3 + 3 + 1
+  results = evaluation.evaluate(batches, {"overshoot": overshoot}, full_batch=3)
+  assert list(results) == [evaluation.BASELINE, "overshoot"]
+  for label, images in ((evaluation.BASELINE, phone), ("overshoot", overshoot(phone))):
     r = results[label]
-    assert r["patches"] == 3
-    assert r["psnr"] == pytest.approx(np.mean([np_psnr(x, y) for x, y in zip(images, dslr)]),
+    assert (r["patches"], r["full_batches"]) == (7, 2)
+    full = [(images[i:i + 3], dslr[i:i + 3]) for i in (0, 3)]
+    assert r["released_psnr"] == pytest.approx(np.mean([np_psnr(x, y) for x, y in full]),
+                                               abs=1e-4)
+    assert r["released_ms_ssim"] == pytest.approx(
+        np.mean([np_released_ms_ssim(x, y) for x, y in full]), abs=1e-6)
+    clipped = np.clip(images, 0, 1)
+    assert r["psnr"] == pytest.approx(np.mean([np_psnr(x, y) for x, y in zip(clipped, dslr)]),
                                       abs=1e-3)
-    assert r["ssim"] == pytest.approx(np.mean([np_ssim(x, y) for x, y in zip(images, dslr)]),
+    assert r["ssim"] == pytest.approx(np.mean([np_ssim(x, y) for x, y in zip(clipped, dslr)]),
                                       abs=1e-4)
-    assert 0 < r["ms_ssim"] <= 1
-  assert results["brighten"]["psnr"] != pytest.approx(results[evaluation.BASELINE]["psnr"])
+  assert results["overshoot"]["psnr"] != pytest.approx(results[evaluation.BASELINE]["psnr"])
+
+
+def test_no_full_batch_leaves_the_released_protocol_empty():
+  r = evaluation.evaluate([constant_batch(0.4, [0.5] * 3)], {})[evaluation.BASELINE]
+  assert r["released_psnr"] is None and r["released_ms_ssim"] is None
+  assert r["psnr"] == pytest.approx(20.0, abs=1e-4)
 
 
 @pytest.fixture(scope="module")
@@ -83,19 +159,29 @@ def test_evaluate_cli_prints_baseline_and_models(dped, tmp_path, capsys):
                    model, "--compare", f"again={model}", "--batch_size", "2", "--json",
                    out_json, "--csv", out_csv]) == 0
   printed = capsys.readouterr().out
-  assert "phone (unprocessed)" in printed and "Table 2" in printed
+  assert "Released code's protocol" in printed and "Per-patch protocol" in printed
   with open(out_json) as f:
     results = json.load(f)["results"]
   assert list(results) == [evaluation.BASELINE, "g", "again"]
   phone, dslr = folder_patches(root)
-  enhanced = np.clip(inference.Enhancer.from_model(generator).whole(phone), 0, 1)
-  for label, images in ((evaluation.BASELINE, phone), ("g", enhanced), ("again", enhanced)):
+  raw = inference.Enhancer.from_model(generator).whole(phone)
+  enhanced = np.clip(raw, 0, 1)
+  for label, images, released in ((evaluation.BASELINE, phone, phone), ("g", enhanced, raw),
+                                  ("again", enhanced, raw)):
     assert results[label]["patches"] == 5
     assert results[label]["psnr"] == pytest.approx(
         np.mean([np_psnr(x, y) for x, y in zip(images, dslr)]), abs=1e-3)
     assert results[label]["ssim"] == pytest.approx(
         np.mean([np_ssim(x, y) for x, y in zip(images, dslr)]), abs=1e-4)
-    assert f"{results[label]['psnr']:.2f} / {results[label]['ssim']:.4f}" in printed
+    r = results[label]
+    assert (r["full_batches"], r["batch_size"]) == (2, 2)  # 5 patches: 2 + 2 (+ 1 dropped)
+    full = [(released[i:i + 2], dslr[i:i + 2]) for i in (0, 2)]
+    assert r["released_psnr"] == pytest.approx(np.mean([np_psnr(x, y) for x, y in full]),
+                                               abs=1e-3)
+    lines = [line.split() for line in printed.splitlines() if line.startswith(label)]
+    assert [f"{r['released_psnr']:.2f}", f"{r['released_ms_ssim']:.4f}"] in [
+        line[-2:] for line in lines]
+    assert [f"{r['psnr']:.2f}", f"{r['ssim']:.4f}"] in [line[-2:] for line in lines]
   with open(out_csv) as f:
     rows = list(csv.DictReader(f))
   assert [r["method"] for r in rows] == list(results)

@@ -76,13 +76,20 @@ def test_baselines_train_and_evaluate(tiny_records, tmp_path):
   table2 = load_script("table2")
   out = tmp_path / "table"
   results = table2.main(["--phone", "sony", "--tfrecords", tiny_records, "--out", str(out),
+                         "--batch_size", "3",
                          "--model", f"Dong et al.={srcnn_dir}/generator.keras",
                          "--model", f"Johnson et al.={johnson}"])
   assert list(results) == ["phone (unprocessed)", "Dong et al.", "Johnson et al."]
   for r in results.values():
-    assert r["patches"] == 6 and all(math.isfinite(r[m]) for m in evaluation.METRICS)
+    assert r["patches"] == 6 and r["full_batches"] == 2
+    assert all(math.isfinite(r[m]) for m in evaluation.METRICS)
   table = (out / "table2.md").read_text()
-  assert "| Sony | " in table and "21.21 / 0.9382" in table  # ours, then the published row
+  dong = results["Dong et al."]
+  # The released protocol's numbers, then the published row beside them; per patch apart.
+  assert ("| Sony (this run) | " in table and f"{dong['released_psnr']:.2f} / "
+          f"{dong['released_ms_ssim']:.4f}" in table.split("(published)")[0])
+  assert "| Sony (published) | - | 21.21 / 0.9382 | 21.33 / 0.9434 |" in table
+  assert f"{dong['psnr']:.2f} / {dong['ssim']:.4f}" in table.split("Per-patch")[1]
   import keras  # pylint: disable=import-outside-toplevel
   assert isinstance(keras.models.load_model(f"{srcnn_dir}/generator.keras", compile=False),
                     SRCNN)
@@ -124,8 +131,9 @@ def test_loss_ablation_notebook(tmp_path):
     results = json.load(f)["results"]
   rows = [k for k in results if k != evaluation.BASELINE]
   assert rows == ["color + content + texture", "content + texture", "MSE + texture", "MSE"]
-  for r in results.values():
-    assert all(math.isfinite(r[m]) for m in evaluation.METRICS)
+  for r in results.values():  # 6 test patches: no full batch of 50 for the released protocol
+    assert math.isfinite(r["psnr"]) and math.isfinite(r["ssim"]) and r["full_batches"] == 0
+    assert r["released_psnr"] is None and r["released_ms_ssim"] is None
   text = json.dumps([c.get("outputs") for c in nb.cells])
   assert "| MSE + texture |" in text and "image/png" in text
   assert os.path.isfile(tmp_path / "grid.png")

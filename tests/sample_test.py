@@ -119,3 +119,28 @@ def test_sample_command(tmp_path, capsys):
   assert cli.main(args) == 2
   assert "already exists (pass --overwrite" in capsys.readouterr().err
   assert cli.main(args + ["--overwrite"]) == 0
+
+
+def test_sample_for_a_new_phone_name_needs_a_camera(tmp_path, capsys):
+  out = str(tmp_path / "s")
+  assert cli.main(["dped-tf", "sample", "--phone", "my_phone-2", "--out", out,
+                   "--patch_size", "48", "--train_patches", "4", "--test_patches", "2"]) == 2
+  assert "--camera" in capsys.readouterr().err and not os.path.exists(out)
+  assert cli.main(["dped-tf", "sample", "--phone", "my_phone-2", "--camera", "midrange",
+                   "--out", out, "--patch_size", "48", "--train_patches", "4",
+                   "--test_patches", "2"]) == 0
+  meta = tfrecords.read_meta(os.path.join(out, "my_phone-2", "tfrecords"))
+  assert "midrange" in meta["sample"] and meta["test"]["pairs"] == 2
+  # The same photos and seed through the sony camera give other phone pixels.
+  sony = sample.build_sample(str(tmp_path / "t"), "my_phone-2", 48, 4, 2, camera="sony")
+  assert "sony" in sony["sample"]
+  scan = dped_folder.scan_pairs(out, "my_phone-2", "test").pairs
+  other = dped_folder.scan_pairs(str(tmp_path / "t"), "my_phone-2", "test").pairs
+  a, b = (cv2.imread(pairs[0][1]).astype(float) for pairs in (scan, other))
+  assert np.abs(a - b).mean() > 2
+
+
+def test_camera_flag_lists_every_profile():
+  from dped_tf.commands import sample as sample_command  # pylint: disable=import-outside-toplevel
+  from dped_tf.dataloaders import camera_sim  # pylint: disable=import-outside-toplevel
+  assert sample_command.CAMERAS == tuple(camera_sim.PROFILES)

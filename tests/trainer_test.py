@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import write_tiny_records
+from evaluation_test import np_psnr, np_released_ms_ssim, np_ssim
 from dped_tf import configs, losses, train_lib
 from dped_tf.dataloaders import tfrecords
 
@@ -20,8 +21,8 @@ def records(tmp_path_factory):
 
 
 def make_trainer(**overrides):
-  cfg = configs.TrainConfig(batch_size=BATCH, patch_size=PATCH, vgg_weights="none",
-                            **overrides)
+  cfg = configs.TrainConfig(**{"batch_size": BATCH, "patch_size": PATCH,
+                               "vgg_weights": "none", **overrides})
   trainer, _ = train_lib.build_trainer(cfg)
   return trainer
 
@@ -117,34 +118,28 @@ def test_critic_batch_mixes_dslr_and_enhanced(records):
   assert 0.25 < draws.mean() < 0.75
 
 
-def test_test_step_metrics(records):
-  trainer = make_trainer()
-  ds = tfrecords.make_dataset(records, "test", 4, PATCH, training=False)
-  phone, dslr = next(iter(ds))
-  logs = trainer.test_step((phone, dslr))
-  enhanced = trainer.generator(phone).numpy().astype(np.float64)
-  mse = np.mean((np.clip(enhanced, 0, 1) - dslr.numpy()) ** 2, axis=(1, 2, 3))
-  # tf.image.psnr does not clip; the generator's range slightly exceeds [0, 1].
-  mse_raw = np.mean((enhanced - dslr.numpy()) ** 2, axis=(1, 2, 3))
-  np.testing.assert_allclose(float(logs["psnr"]), np.mean(10 * np.log10(1 / mse_raw)),
-                             rtol=1e-4)
-  assert mse.shape == (4,)
-  for name in ("ssim", "ms_ssim", "d_accuracy"):
-    assert 0.0 <= float(logs[name]) <= 1.0 or name != "d_accuracy"
-    assert np.isfinite(float(logs[name]))
-
-
-def test_evaluation_means_weight_batches_by_size(records):
-  trainer = make_trainer()
+def test_test_step_scores_both_protocols(records):
+  trainer = make_trainer(batch_size=3)  # the released protocol's full batch: 3
   ds = list(tfrecords.make_dataset(records, "test", 3, PATCH, training=False))
   assert [int(b[0].shape[0]) for b in ds] == [3, 1]
-  per_image = []
-  for phone, dslr in ds:
-    enhanced = trainer.generator(phone).numpy().astype(np.float64)
-    mse = np.mean((enhanced - dslr.numpy()) ** 2, axis=(1, 2, 3))
-    per_image.extend(10 * np.log10(1 / mse))
-    logs = trainer.test_step((phone, dslr))
-  np.testing.assert_allclose(float(logs["psnr"]), np.mean(per_image), rtol=1e-4)
+  raw, dslr = [], []
+  for phone, target in ds:
+    raw.append(trainer.generator(phone).numpy())
+    dslr.append(target.numpy())
+    logs = trainer.test_step((phone, target))
+  raw, dslr = np.concatenate(raw), np.concatenate(dslr)
+  clipped = np.clip(raw, 0, 1)  # the generator's range slightly exceeds [0, 1]
+  np.testing.assert_allclose(float(logs["psnr"]),
+                             np.mean([np_psnr(x, y) for x, y in zip(clipped, dslr)]), rtol=1e-4)
+  np.testing.assert_allclose(float(logs["ssim"]),
+                             np.mean([np_ssim(x, y) for x, y in zip(clipped, dslr)]), atol=1e-4)
+  # Released protocol: the one full batch, raw outputs; the last patch is dropped.
+  np.testing.assert_allclose(float(logs["released_psnr"]), np_psnr(raw[:3], dslr[:3]),
+                             rtol=1e-4)
+  np.testing.assert_allclose(float(logs["released_ms_ssim"]),
+                             np_released_ms_ssim(raw[:3], dslr[:3]), atol=1e-6)
+  assert (float(logs["patches"]), float(logs["full_batches"])) == (4.0, 1.0)
+  assert 0.0 <= float(logs["d_accuracy"]) <= 1.0
 
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])

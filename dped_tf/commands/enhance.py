@@ -14,8 +14,9 @@ MODES = ("auto", "whole", "tiled")
 def define_flags(fv):
   flags.DEFINE_string("model", None, "Generator .keras file.", flag_values=fv)
   flags.DEFINE_string("out", None, "Output folder (created if missing).", flag_values=fv)
-  flags.DEFINE_string("ext", None, "Output format by extension (jpg, png, tif, webp, bmp); "
-                      "default: the input's.", flag_values=fv)
+  flags.DEFINE_string("ext", None, "Output format by extension (jpg, png, tif, webp, bmp, "
+                      "heic, heif, avif); default: the input's where it can be written, "
+                      "else jpg.", flag_values=fv)
   flags.DEFINE_bool("overwrite", False, "Replace existing outputs (never an input).",
                     flag_values=fv)
   flags.DEFINE_bool("side_by_side", False, "Also write <name>_compare.<ext>: before | after.",
@@ -42,7 +43,8 @@ def define_inference_flags(fv):
   flags.DEFINE_integer("threads", 0, "CPU threads per operation (0: all cores).",
                        lower_bound=0, flag_values=fv)
   flags.DEFINE_bool("xla", False, "Compile the graphs with XLA.", flag_values=fv)
-  flags.DEFINE_integer("quality", 95, "JPEG/WebP quality.", lower_bound=1, upper_bound=100,
+  flags.DEFINE_integer("quality", 95, "JPEG/WebP/HEIF/AVIF quality.", lower_bound=1,
+                       upper_bound=100,
                        flag_values=fv)
 
 
@@ -65,9 +67,9 @@ def collect_inputs(args):
 
 
 def output_path(path, out_dir, ext):
-  stem, own_ext = os.path.splitext(os.path.basename(path))
-  ext = ("." + ext.lstrip(".")) if ext else own_ext
-  return os.path.join(out_dir, stem + ext.lower())
+  from dped_tf.image_io import output_extension  # pylint: disable=import-outside-toplevel
+  stem = os.path.splitext(os.path.basename(path))[0]
+  return os.path.join(out_dir, stem + output_extension(path, ext))
 
 
 def main(fv, argv):

@@ -2,13 +2,19 @@
 
 from absl import flags
 
-from dped_tf.configs import DPED_PHONES as PHONES
+from dped_tf.configs import define_phone_flag
 from dped_tf.errors import DpedError
+
+# dped_tf.dataloaders.camera_sim.PROFILES, listed here to keep `--help` free of OpenCV.
+CAMERAS = ("iphone", "blackberry", "sony", "midrange")
 
 
 def define_flags(fv):
-  flags.DEFINE_enum("phone", None, PHONES, "Simulated phone camera (iphone worst, sony "
-                    "mildest).", flag_values=fv)
+  define_phone_flag(fv, "Phone folder name of the sample (the DPED layout's <phone>).")
+  flags.DEFINE_enum("camera", None, CAMERAS, "Simulated camera (default: the one named like "
+                    "--phone). The DPED phones' own: iphone worst, blackberry, sony mildest; "
+                    "midrange: a made-up camera that is none of them. Any --phone name with "
+                    "--camera makes a sample for a new phone.", flag_values=fv)
   flags.DEFINE_string("out", "data/sample", "Output root: writes <out>/<phone> in the DPED "
                       "layout, with TFRecords in <out>/<phone>/tfrecords.", flag_values=fv)
   flags.DEFINE_integer("patch_size", 100, "Patch side in px.", lower_bound=8,
@@ -29,7 +35,8 @@ def main(fv, argv):
     raise DpedError(f"unexpected arguments: {' '.join(argv)}")
   from dped_tf.dataloaders import sample  # pylint: disable=import-outside-toplevel
   s = sample.build_sample(fv.out, fv.phone, fv.patch_size, fv.train_patches,
-                          fv.test_patches, fv.seed, fv.overwrite, fv.pairs_per_shard)
+                          fv.test_patches, fv.seed, fv.overwrite, fv.pairs_per_shard,
+                          fv.camera)
   print(f"{s['phone']}: {s['train']} train / {s['test']} test patch pairs "
         f"({s['sample']})")
   print(f"{s['phone']}: phone vs DSLR on the test patches: PSNR {s['psnr']:.2f} dB, "

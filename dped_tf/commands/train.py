@@ -1,68 +1,24 @@
 """`dped-tf train`: the reference DPED training procedure (docs/method.md §4)."""
 
-import dataclasses
 import os
+import sys
 
 from absl import flags
 
-from dped_tf import configs
+from dped_tf import config_flags, configs
 from dped_tf.commands import prepare
 from dped_tf.errors import DpedError
 
 
-
 def define_flags(fv):
-  d = configs.TrainConfig()
   configs.define_phone_flag(fv, "Phone to train for.")
   flags.DEFINE_string("dped_dir", "data/dped", "Root of the DPED layout.", flag_values=fv)
   flags.DEFINE_string("tfrecord_dir", None, "TFRecords from `dped-tf prepare` (default "
                       "<dped_dir>/<phone>/tfrecords, converted on first use).", flag_values=fv)
-  flags.DEFINE_string("model_dir", None, "Output folder (default runs/<phone>).",
-                      flag_values=fv)
-  flags.DEFINE_string("vgg_weights", d.vgg_weights, "'imagenet' (Keras download/cache), a "
-                      "Keras .h5, a MatConvNet imagenet-vgg-verydeep-19.mat, or 'none' (random "
-                      "weights: not the paper's content loss).", flag_values=fv)
-  flags.DEFINE_enum("model", d.model, list(configs.MODELS), "Network: 'dped' (the "
-                    "generator) or a Table-2 baseline: 'srcnn' (Dong et al.), 'johnson' "
-                    "(Johnson et al.: the generator under the VGG content loss only).",
-                    flag_values=fv)
-  flags.DEFINE_enum("preset", None, list(configs.LOSS_PRESETS),
-                    "Loss weights: 'reference' (released code), 'paper' (Eq. 8), 'srcnn', "
-                    "'johnson', 'demo' (color + MSE); default: the --model's own "
-                    "(dped: reference).", flag_values=fv)
-  flags.DEFINE_enum("init", d.init, list(configs.INITS), "Generator start: 'reference' "
-                    "(truncated normal 0.01) or 'identity' (near the identity map; "
-                    "short CPU runs).", flag_values=fv)
-  flags.DEFINE_enum("texture_form", None, ["reference", "paper"],
-                    "Override the generator's texture loss form.", flag_values=fv)
-  flags.DEFINE_integer("texture_warmup", 0, "Iterations with the texture loss off.",
-                       lower_bound=0, flag_values=fv)
-  flags.DEFINE_enum("norm", d.norm, ["instance", "batch"], "Generator normalisation.",
-                    flag_values=fv)
-  flags.DEFINE_integer("iterations", d.iterations, "Training iterations.", lower_bound=1,
-                       flag_values=fv)
-  flags.DEFINE_integer("batch_size", d.batch_size, "Patches per sub-step (the global batch, "
-                       "split over the replicas of --strategy).", lower_bound=1,
-                       flag_values=fv)
-  flags.DEFINE_integer("patch_size", d.patch_size, "Patch side.", lower_bound=1,
-                       flag_values=fv)
-  flags.DEFINE_float("learning_rate", d.learning_rate, "Adam learning rate (both nets).",
-                     lower_bound=0.0, flag_values=fv)
-  flags.DEFINE_integer("eval_every", d.eval_every, "Evaluate, save images and the generator "
-                       "every N iterations.", lower_bound=1, flag_values=fv)
-  flags.DEFINE_integer("checkpoint_every", d.checkpoint_every, "Checkpoint every N "
-                       "iterations.", lower_bound=1, flag_values=fv)
-  flags.DEFINE_integer("eval_batches", d.eval_batches, "Test batches per evaluation "
-                       "(0: all).", lower_bound=0, flag_values=fv)
-  flags.DEFINE_enum("vgg_precision", d.vgg_precision, ["float32", "bfloat16"],
-                    "VGG-19 compute dtype: float32 (reference numerics, under any policy) or "
-                    "bfloat16 (opt-in: about 1.5x faster bf16 iterations on CPU).",
-                    flag_values=fv)
-  flags.DEFINE_enum("precision", d.precision, list(configs.PRECISIONS), "Numeric policy.",
-                    flag_values=fv)
+  flags.DEFINE_string("model_dir", None, "Output folder (default runs/<phone>); one run "
+                      "at a time.", flag_values=fv)
+  config_flags.define_train_flags(fv)
   flags.DEFINE_bool("xla", False, "Compile the train step with XLA.", flag_values=fv)
-  flags.DEFINE_integer("seed", d.seed, "Random seed: with --deterministic, the same seed "
-                       "gives the same weights on one device.", lower_bound=0, flag_values=fv)
   flags.DEFINE_bool("deterministic", False, "Deterministic TensorFlow ops "
                     "(tf.config.experimental.enable_op_determinism; may be slower on GPU).",
                     flag_values=fv)
@@ -84,17 +40,8 @@ def main(fv, argv):
   if not has_records and not os.path.isdir(fv.dped_dir):
     raise DpedError(f"{fv.dped_dir}: dataset folder not found (and no TFRecords in "
                     f"{tfrecord_dir})")
-  loss = configs.LOSS_PRESETS[fv.preset or configs.MODEL_PRESETS[fv.model]]
-  loss = dataclasses.replace(loss, texture_warmup=fv.texture_warmup,
-                             texture_form=fv.texture_form or loss.texture_form)
   try:
-    cfg = configs.TrainConfig(
-        phone=fv.phone, loss=loss, norm=fv.norm, batch_size=fv.batch_size,
-        patch_size=fv.patch_size, iterations=fv.iterations, learning_rate=fv.learning_rate,
-        eval_every=fv.eval_every, checkpoint_every=fv.checkpoint_every,
-        eval_batches=fv.eval_batches, precision=fv.precision, vgg_weights=fv.vgg_weights,
-        vgg_precision=fv.vgg_precision,
-        seed=fv.seed, model=fv.model, init=fv.init)
+    cfg = config_flags.train_config_from_flags(fv, phone=fv.phone)
   except ValueError as e:
     raise DpedError(str(e)) from None
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
@@ -111,9 +58,13 @@ def main(fv, argv):
   if not has_records:
     print(f"Converting {fv.dped_dir} ({fv.phone}) to TFRecords in {tfrecord_dir}")
     tfrecords.convert_dped_folder(fv.dped_dir, fv.phone, tfrecord_dir, cfg.patch_size)
+  from dped_tf import callbacks  # pylint: disable=import-outside-toplevel
   try:
     train_lib.train(cfg, tfrecord_dir, fv.model_dir or os.path.join("runs", fv.phone),
                     jit_compile=fv.xla, vgg=content, strategy=strategy)
+  except callbacks.Preempted as e:
+    print(f"dped-tf train: {e}", file=sys.stderr)
+    return 128 + e.signum
   except tf.errors.DataLossError as e:
     raise DpedError(f"{tfrecord_dir}: corrupt TFRecords ({e.message.splitlines()[0]}); "
                     "convert again with `dped-tf prepare --overwrite`") from None

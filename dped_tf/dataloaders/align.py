@@ -21,10 +21,11 @@ import cv2
 import numpy as np
 
 from dped_tf import fileio
+from dped_tf import image_io
 from dped_tf.dataloaders import dped_folder
 from dped_tf.errors import DpedError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+IMAGE_EXTENSIONS = image_io.INPUT_EXTENSIONS
 JPEG_QUALITY = 95
 REPORT = "align_report.json"
 
@@ -237,10 +238,12 @@ def align_pair(phone, dslr, cfg=AlignConfig()):
 # ---------------------------------------------------------------- photo folders -> layout
 
 def read_image(path):
-  """uint8 RGB, or None when the file cannot be decoded."""
-  data = np.fromfile(path, np.uint8)
-  image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-  return None if image is None else image[..., ::-1].copy()
+  """uint8 RGB, upright (`image_io.read_photo`: any input format, EXIF orientation
+  applied), or None when the file cannot be decoded."""
+  try:
+    return image_io.to_depth(image_io.read_photo(path).pixels, np.uint8)
+  except DpedError:
+    return None
 
 
 def _images(folder):

@@ -5,15 +5,19 @@ order light takes: lens (optical blur), sensor (lower effective resolution, vign
 Poisson-Gaussian noise), then the phone's image processor (leftover chroma noise, a wrong
 white balance, a colour matrix, its tone curve and gamma, upscaling back to the photo's
 size, JPEG). Every step is a small function on float32 RGB in [0, 1] (linear light until
-`tone_curve`); one `CameraProfile` per DPED phone holds all the parameters. The profiles
-are ordered as in the paper's results (docs/method.md §6): `iphone` worst, `blackberry`, `sony`
-mildest. They are plausible, not measured, cameras.
+`tone_curve`); one `CameraProfile` holds all the parameters of a camera. The three DPED
+phones' profiles are ordered as in the paper's results (docs/method.md §6): `iphone` worst,
+`blackberry`, `sony` mildest. `midrange` is none of them: a made-up fourth camera (green
+cast, crushed contrast, heavy JPEG) for trying the own-phone workflow on a camera the DPED
+phones never saw. All are plausible, not measured, cameras.
 """
 
 import dataclasses
 
 import cv2
 import numpy as np
+
+from dped_tf.errors import DpedError
 
 # Rec. 709 / sRGB luminance weights of linear RGB.
 LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
@@ -60,7 +64,25 @@ PROFILES = {
         wb_jitter=0.015,
         color_matrix=((0.94, 0.05, 0.01), (0.03, 0.95, 0.02), (0.01, 0.06, 0.93)),
         gamma=2.1, contrast=0.95, jpeg_quality=88),
+    # Not a DPED phone: a made-up camera between blackberry and sony in noise and blur,
+    # with a green-magenta cast, high contrast and a low JPEG quality none of them has.
+    "midrange": CameraProfile(
+        name="midrange", blur_sigma=0.8, resolution=0.75, vignetting=0.2, full_well=600.0,
+        read_noise=0.005, chroma_noise=0.01, chroma_scale=2.5, wb_gains=(0.95, 1.08, 0.92),
+        wb_jitter=0.02,
+        color_matrix=((0.90, 0.12, -0.02), (0.06, 0.90, 0.04), (0.00, 0.15, 0.85)),
+        gamma=2.3, contrast=1.12, jpeg_quality=75),
 }
+
+
+def profile_for(phone, camera=None):
+  """The profile to simulate `phone` with: `camera` if given, else the profile of the same
+  name (the DPED phones and `midrange`). DpedError naming the profiles otherwise."""
+  name = camera or phone
+  if name not in PROFILES:
+    raise DpedError(f"no simulated camera {name!r} for phone {phone!r}: choose one with "
+                    f"--camera ({', '.join(PROFILES)})")
+  return PROFILES[name]
 
 
 def srgb_to_linear(image):

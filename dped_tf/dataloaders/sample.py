@@ -94,12 +94,13 @@ def patch_metrics(patches):
 
 
 def build_sample(out_dir, phone, patch_size=100, train_patches=1500, test_patches=200,
-                 seed=0, overwrite=False, pairs_per_shard=2000):
+                 seed=0, overwrite=False, pairs_per_shard=2000, camera=None):
   """Writes `<out_dir>/<phone>` (DPED layout, full-size test photos, TFRecords in
   `tfrecords/` with meta["sample"] set); returns a summary with the phone-vs-DSLR PSNR and
-  SSIM of the test patches. Deterministic for `seed`."""
+  SSIM of the test patches. The phone side is simulated with the `camera` profile (default:
+  the one named like `phone`). Deterministic for `seed`."""
   from dped_tf.dataloaders import tfrecords  # pylint: disable=import-outside-toplevel
-  profile = camera_sim.PROFILES[phone]
+  profile = camera_sim.profile_for(phone, camera)
   final = align.check_output(out_dir, phone, [], overwrite)
   names = [n for split in ("train", "test") for n in PHOTOS[split]]
   photos = {n: load_photo(n) for n in names}
@@ -129,7 +130,7 @@ def build_sample(out_dir, phone, patch_size=100, train_patches=1500, test_patche
     fileio.publish_dir(os.path.join(tmp, phone), final)
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
-  description = f"scikit-image photos + simulated {phone} camera, seed {seed}"
+  description = f"scikit-image photos + simulated {profile.name} camera, seed {seed}"
   tfrecord_dir = os.path.join(final, "tfrecords")
   tfrecords.convert_dped_folder(out_dir, phone, tfrecord_dir, patch_size, pairs_per_shard,
                                 extra_meta={"sample": description})

@@ -40,7 +40,11 @@ class DPEDTrainer(keras.Model):
 
   A training batch holds 2B pairs: the first B feed the generator step, the other B
   the critic step, which shows it, per sample at random, the DSLR patch or the
-  freshly enhanced phone patch. Evaluation batches (`test_step`) hold B pairs.
+  freshly enhanced phone patch. Evaluation batches (`test_step`) hold B pairs; the
+  released code's test protocol scores batches of `test_batch_size` (`metrics.TestMetrics`).
+
+  `train_step` returns the iteration's own losses; `trackers` hold their running means
+  (reset by `fit` at each epoch and by `callbacks.Evaluation`).
 
   Under `strategy.run` each replica gets its own 2b pairs (b = B / replicas); losses
   are scaled by `replica_share` so the summed gradients are those of the global batch,
@@ -48,7 +52,7 @@ class DPEDTrainer(keras.Model):
   """
 
   def __init__(self, generator, discriminator, content_network, loss_config=LossConfig(),
-               seed=0, **kwargs):
+               seed=0, test_batch_size=metrics.RELEASED_BATCH, **kwargs):
     super().__init__(**kwargs)
     self.generator = generator
     self.discriminator = discriminator
@@ -58,8 +62,10 @@ class DPEDTrainer(keras.Model):
     self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     self.seed_generator = keras.random.SeedGenerator(seed)
     self.trackers = {n: keras.metrics.Mean(name=n) for n in _LOSS_NAMES}
-    self.eval_trackers = {n: keras.metrics.Mean(name=n)
-                          for n in (*_LOSS_NAMES, "ssim", "ms_ssim")}
+    # Losses as means over patches; image quality by both test protocols (docs/method.md §6),
+    # the released one over full batches of `test_batch_size`.
+    self.eval_trackers = {n: keras.metrics.Mean(name=n) for n in _LOSS_NAMES if n != "psnr"}
+    self.eval_trackers["quality"] = metrics.TestMetrics(test_batch_size, name="quality")
 
   def compile(self, g_optimizer, d_optimizer, **kwargs):
     super().compile(**kwargs)
@@ -164,18 +170,18 @@ class DPEDTrainer(keras.Model):
       results = tf.distribute.get_replica_context().all_reduce("sum", results)
     for name, value in results.items():
       self.trackers[name].update_state(value)
-    return {name: t.result() for name, t in self.trackers.items()}
+    return results  # this iteration's values (fit's callbacks see each step's losses)
 
   def test_step(self, data):
     phone, dslr = data
     enhanced, g_out = self.generator_losses(phone, dslr, training=False)
     d_out = self.critic_losses(enhanced, dslr, training=False)
-    dslr = tf.cast(dslr, tf.float32)
-    results = {**g_out, **d_out,
-               "psnr": tf.reduce_mean(metrics.psnr(enhanced, dslr)),
-               "ssim": tf.reduce_mean(metrics.ssim(enhanced, dslr)),
-               "ms_ssim": tf.reduce_mean(metrics.ms_ssim(enhanced, dslr))}
     batch = tf.cast(tf.shape(phone)[0], tf.float32)  # a smaller last batch counts less
-    for name, value in results.items():
+    for name, value in {**g_out, **d_out}.items():
       self.eval_trackers[name].update_state(value, sample_weight=batch)
-    return {name: t.result() for name, t in self.eval_trackers.items()}
+    self.eval_trackers["quality"].update_state(dslr, enhanced)
+    logs = {}
+    for name, tracker in self.eval_trackers.items():
+      result = tracker.result()
+      logs.update(result if isinstance(result, dict) else {name: result})
+    return logs

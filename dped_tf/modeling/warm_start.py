@@ -1,4 +1,5 @@
-"""`--init identity`: the DPED generator started near the identity map (a demo option).
+"""Where the generator starts: `--init identity` (near the identity map, a demo option)
+or `--init_from MODEL.keras` (a trained or imported generator).
 
 The reference initialisation (truncated normal 0.01) starts the generator at a constant
 grey image; with no global skip connection it needs thousands of iterations just to
@@ -13,6 +14,10 @@ back through the output's `tanh(x) * 0.58 + 0.5` with the slope 1 at mid grey. T
 """
 
 import numpy as np
+
+from dped_tf.errors import DpedError
+from dped_tf.modeling.baselines import SRCNN
+from dped_tf.modeling.generator import Generator, load_generator
 
 CARRIERS = 3
 
@@ -32,9 +37,10 @@ def identity_init(generator):
   """Sets a built `Generator`'s weights so that it starts close to the identity map."""
   _carry(generator.conv1)
   for block in generator.blocks:
-    block.norm_b.scale.assign(np.zeros(block.norm_b.scale.shape, np.float32))
-    if hasattr(block.norm_b, "gamma"):  # batch norm
-      block.norm_b.gamma.assign(np.zeros(block.norm_b.gamma.shape, np.float32))
+    # InstanceNorm's scale; Keras' BatchNormalization calls it gamma (its `scale` is
+    # the flag that creates gamma).
+    scale = block.norm_b.gamma if generator.norm == "batch" else block.norm_b.scale
+    scale.assign(np.zeros(scale.shape, np.float32))
   _carry(generator.conv10)
   _carry(generator.conv11)
   slope = 1.0 / 0.58  # d/dx of tanh(w x - w / 2) * 0.58 + 0.5 at x = 0.5 is 0.58 w
@@ -44,4 +50,27 @@ def identity_init(generator):
     kernel[c, c, i, i] = slope
   generator.conv12.kernel.assign(kernel)
   generator.conv12.bias.assign(np.full(generator.conv12.bias.shape, -slope / 2, np.float32))
+  return generator
+
+
+def _describe(model):
+  if isinstance(model, Generator):
+    return f"a DPED generator with {model.norm} norm"
+  return f"an SRCNN (middle kernel {model.middle_kernel})"
+
+
+def init_from_file(generator, path):
+  """Copies the weights of the `.keras` generator at `path` into the built `generator`;
+  DpedError naming the file where its architecture or norm differs."""
+  source = load_generator(path, kinds=(Generator, SRCNN))
+  if not source.built:
+    source.build((None, None, None, 3))
+  same_kind = type(source) is type(generator) and (
+      source.norm == generator.norm if isinstance(generator, Generator)
+      else source.middle_kernel == generator.middle_kernel)
+  shapes = [tuple(w.shape) for w in source.weights]
+  if not same_kind or shapes != [tuple(w.shape) for w in generator.weights]:
+    raise DpedError(f"{path}: holds {_describe(source)}; this run trains "
+                    f"{_describe(generator)} (--init_from needs the same --model and --norm)")
+  generator.set_weights(source.get_weights())
   return generator
