@@ -316,3 +316,6 @@ class StepProgbar(keras.callbacks.Callback):
                              if not k.startswith(TEST_PREFIX)], finalize=False)
     if tests:
       print("\n" + " ".join(f"{TEST_PREFIX}{k}={v:.4g}" for k, v in tests.items()))
+
+  def on_train_end(self, logs=None):
+    self._bar.update(current_step(self.model), finalize=True)
