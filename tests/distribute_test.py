@@ -31,7 +31,7 @@ def _env(**extra):
 
 def test_mirrored_step_equals_default_step(records):
   result = subprocess.run([sys.executable, __file__, "mirrored", records], capture_output=True,
-                          text=True, env=_env(), timeout=240, check=False)
+                          text=True, env=_env(), timeout=400, check=False)
   assert result.returncode == 0, result.stderr[-3000:]
   diffs = json.loads(result.stdout.strip().splitlines()[-1])
   print(diffs)
@@ -70,7 +70,7 @@ def test_two_workers_on_localhost_stay_in_sync(records, tmp_path):
       procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     text=True, env=_env(TF_CONFIG=tf_config,
                                                         TMPDIR=str(scratch))))
-    outs = [p.communicate(timeout=240) for p in procs]
+    outs = [p.communicate(timeout=400) for p in procs]
   finally:
     for p in procs:
       if p.poll() is None:

@@ -75,6 +75,14 @@ class DPEDTrainer(keras.Model):
     self.g_optimizer = g_optimizer
     self.d_optimizer = d_optimizer
 
+  def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+    # `train_lib.build_trainer` builds every network and optimizer. Under a strategy,
+    # Keras' symbolic build would pull a batch only to find that, and under
+    # MultiWorkerMirroredStrategy fails to reduce the (phone, dslr) pair of PerReplica
+    # values it pulled.
+    if not self.built:
+      super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
   @property
   def metrics(self):
     return list(self.trackers.values()) + list(self.eval_trackers.values())
