@@ -139,7 +139,7 @@ def _mirrored_child(records):
   logs_mirrored = mirrored.fit(strategy.distribute_datasets_from_function(
       lambda ctx: per_replica), steps_per_epoch=1, epochs=1, verbose=0,
                                shuffle=False).history
-  assert int(single.step) == int(mirrored.step) == 1
+  assert int(single.step.numpy()) == int(mirrored.step.numpy()) == 1
   # Adam's first step is lr * g / (|g| + 1e-7): float32 round-off in gradients that are
   # zero in exact arithmetic (conv biases before instance norm) becomes a full lr-sized
   # step either way. Weights are compared where |g| > 1e-2 (a 5e-5 gradient error then
