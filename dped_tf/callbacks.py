@@ -87,7 +87,8 @@ class Preempted(Exception):
 class PreemptionCheckpoint(keras.callbacks.Callback):
   """SIGTERM (how schedulers and cloud machines preempt) or SIGINT: the run saves a
   checkpoint at the iteration it has reached and stops; `stopped` then holds
-  (signal number, step) and `train_lib.train` raises `Preempted`.
+  (signal number, step) and `train_lib.train` raises `Preempted`. A second signal
+  gets the default action (a stuck run can still be interrupted).
 
   On a cluster (`--strategy multi_worker`) the workers must agree on the step at which
   all of them save (the save is collective): TensorFlow's
@@ -112,7 +113,11 @@ class PreemptionCheckpoint(keras.callbacks.Callback):
 
   def _on_signal(self, signum, frame):
     del frame
-    self._signum = self._signum or signum
+    if self._signal.is_set():  # a second signal: the default action, at once
+      signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+      signal.raise_signal(signum)
+      return
+    self._signum = signum
     self._signal.set()
 
   def on_train_begin(self, logs=None):
@@ -316,3 +321,6 @@ class StepProgbar(keras.callbacks.Callback):
                              if not k.startswith(TEST_PREFIX)], finalize=False)
     if tests:
       print("\n" + " ".join(f"{TEST_PREFIX}{k}={v:.4g}" for k, v in tests.items()))
+
+  def on_train_end(self, logs=None):
+    self._bar.update(current_step(self.model), finalize=True)

@@ -105,13 +105,23 @@ def weights_fingerprint(model):
   return digest.hexdigest()[:16]
 
 
+_HELD_LOCKS = {}  # real path of a model_dir -> the open, locked file
+
+
+@contextlib.contextmanager
 def lock_model_dir(model_dir):
-  """Holds `model_dir/train.lock` (fcntl.flock, with this process's PID) until the
-  returned file is closed; DpedError naming the folder and the holder's PID when another
-  run holds it. The kernel releases the lock of a process that dies, even by SIGKILL,
-  so a stale file never blocks a restart."""
-  path = os.path.join(model_dir, "train.lock")
-  f = open(path, "a+")  # pylint: disable=consider-using-with
+  """Holds `model_dir/train.lock` (fcntl.flock, with this process's PID) while the
+  context lasts; DpedError naming the folder and the holder's PID when another process
+  holds it (nested use in one process is a no-op). The kernel releases the lock of a
+  process that dies, even by SIGKILL, so a stale file never blocks a restart."""
+  if os.path.exists(model_dir) and not os.path.isdir(model_dir):
+    raise DpedError(f"{model_dir}: output path exists and is not a folder")
+  os.makedirs(model_dir, exist_ok=True)
+  key = os.path.realpath(model_dir)
+  if key in _HELD_LOCKS:
+    yield
+    return
+  f = open(os.path.join(model_dir, "train.lock"), "a+")  # pylint: disable=consider-using-with
   try:
     fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
   except BlockingIOError:
@@ -124,7 +134,12 @@ def lock_model_dir(model_dir):
   f.truncate()
   f.write(f"{os.getpid()}\n")
   f.flush()
-  return f
+  _HELD_LOCKS[key] = f
+  try:
+    yield
+  finally:
+    del _HELD_LOCKS[key]
+    f.close()
 
 
 def file_digest(path):
@@ -167,14 +182,11 @@ def train(cfg: TrainConfig, tfrecord_dir, model_dir, jit_compile=False, vgg=None
   if meta.get("patch_size", cfg.patch_size) != cfg.patch_size:
     raise DpedError(f"{tfrecord_dir}: patches are {meta['patch_size']} px, "
                     f"--patch_size is {cfg.patch_size}")
-  if os.path.exists(model_dir) and not os.path.isdir(model_dir):
-    raise DpedError(f"{model_dir}: output path exists and is not a folder")
   chief = is_chief(strategy)
   with contextlib.ExitStack() as stack:
     if not chief:
       model_dir = tempfile.mkdtemp(prefix="dped-worker-")
       stack.callback(shutil.rmtree, model_dir, ignore_errors=True)
-    os.makedirs(model_dir, exist_ok=True)
     stack.enter_context(lock_model_dir(model_dir))
     return _train(cfg, tfrecord_dir, model_dir, jit_compile, vgg, strategy, chief, meta,
                   list(callbacks), progress)

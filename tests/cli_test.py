@@ -89,3 +89,26 @@ def test_help_lists_commands_and_flags():
   assert top.returncode == 0 and "train" in top.stdout and "prepare" in top.stdout
   sub = dped_tf("train", "--help")
   assert sub.returncode == 0 and "--vgg_weights" in sub.stdout and "--precision" in sub.stdout
+
+
+@pytest.mark.parametrize("combination", [["--model", "srcnn", "--init", "identity"],
+                                         ["--model", "srcnn", "--norm", "batch"]])
+def test_refused_model_combinations(tmp_path, combination):
+  records = tmp_path / "records"
+  records.mkdir()
+  (records / "meta.json").write_text("{}")
+  assert_one_line_error(dped_tf("train", "--phone", "sony", "--tfrecord_dir", str(records),
+                                *combination), "srcnn")
+
+
+def test_init_from_another_norm_is_refused(tmp_path):
+  import keras  # pylint: disable=import-outside-toplevel
+  from dped_tf.modeling.generator import Generator  # pylint: disable=import-outside-toplevel
+  root = write_dped_folder(str(tmp_path / "dped"), train=2, test=1, patch=32)
+  path = str(tmp_path / "batch_norm.keras")
+  generator = Generator(norm="batch")
+  generator.build((None, None, None, 3))
+  keras.Model.save(generator, path)
+  result = dped_tf("train", "--phone", "sony", "--dped_dir", root, "--model_dir",
+                   str(tmp_path / "run"), "--init_from", path, "--iterations", "1", *TINY)
+  assert_one_line_error(result, path, "batch norm", "instance norm")

@@ -1,6 +1,6 @@
 """Crash-safe resume (docs/method.md §4 runs are long): the input position follows from the step;
-a SIGKILLed run leaves a loadable checkpoint and its restart ends where an uninterrupted
-run with the same seed ends."""
+a SIGKILLed run leaves a loadable checkpoint, a SIGTERMed one a checkpoint at the step it
+reached, and either restart ends where an uninterrupted run with the same seed ends."""
 
 import os
 import re
@@ -41,11 +41,24 @@ def test_resumed_stream_continues_the_uninterrupted_one(records):
   assert len(seen) == 5
 
 
-def _run(records, model_dir, **kw):
-  return subprocess.Popen([sys.executable, "-m", "dped_tf.cli", *TRAIN, "--tfrecord_dir",
-                           records, "--model_dir", model_dir], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, **kw)
+def _run(records, model_dir, *extra, stderr=subprocess.PIPE):
+  return subprocess.Popen([sys.executable, "-m", "dped_tf.cli", *TRAIN, *extra,
+                           "--tfrecord_dir", records, "--model_dir", model_dir],
+                          stdout=subprocess.PIPE, stderr=stderr, text=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+DIGEST = re.compile(r"Done at step 8; generator weights (\w+)")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(records, tmp_path_factory):
+  """The generator digest of the same run without interruption."""
+  fresh = _run(records, str(tmp_path_factory.mktemp("fresh")))
+  out, err = fresh.communicate(timeout=400)
+  assert fresh.returncode == 0, err[-3000:]
+  assert DIGEST.findall(out), out
+  return DIGEST.findall(out)
 
 
 def _assert_loadable(ckpt_dir):
@@ -58,7 +71,7 @@ def _assert_loadable(ckpt_dir):
   return step
 
 
-def test_sigkill_then_resume_matches_an_uninterrupted_run(records, tmp_path):
+def test_sigkill_then_resume_matches_an_uninterrupted_run(records, tmp_path, uninterrupted):
   run = str(tmp_path / "killed")
   ckpt_dir = os.path.join(run, "checkpoints")
   proc = _run(records, run)
@@ -76,15 +89,45 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(records, tmp_path):
       proc.communicate()
   killed_at = _assert_loadable(ckpt_dir)
   assert 1 <= killed_at < 8
+  with open(os.path.join(run, "train.lock")) as f:
+    assert f.read().strip() == str(proc.pid)  # a stale lock file: the restart goes on
 
   restarted = _run(records, run)
-  out, err = restarted.communicate(timeout=240)
+  out, err = restarted.communicate(timeout=400)
   assert restarted.returncode == 0, err[-3000:]
   assert f"Resuming from step {killed_at}" in out
   assert _assert_loadable(ckpt_dir) == 8
 
-  fresh = _run(records, str(tmp_path / "fresh"))
-  fresh_out, err = fresh.communicate(timeout=240)
-  assert fresh.returncode == 0, err[-3000:]
-  digest = re.compile(r"Done at step 8; generator weights (\w+)")
-  assert digest.findall(out) == digest.findall(fresh_out) != []
+  assert DIGEST.findall(out) == uninterrupted
+
+
+def test_sigterm_mid_interval_saves_the_step_reached(records, tmp_path, uninterrupted):
+  """Checkpoints every 1000 steps: SIGTERM after step 2 still leaves one at the step the
+  run reached (exit 143), and the restart ends like the uninterrupted run."""
+  run = str(tmp_path / "stopped")
+  with open(tmp_path / "stderr.txt", "w") as err_file:
+    proc = _run(records, run, "--checkpoint_every", "1000", "--log_every", "1",
+                stderr=err_file)
+    try:
+      for line in proc.stdout:  # plain progress lines: stdout is not a terminal
+        assert "\x1b" not in line, line
+        if line.startswith("step 2/8"):
+          os.kill(proc.pid, signal.SIGTERM)
+          break
+      out, _ = proc.communicate(timeout=120)
+    finally:
+      if proc.poll() is None:
+        proc.kill()
+        proc.communicate()
+  stderr = (tmp_path / "stderr.txt").read_text()
+  assert proc.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+  stopped_at = _assert_loadable(os.path.join(run, "checkpoints"))
+  assert 2 <= stopped_at < 8
+  assert f"stopped by SIGTERM at step {stopped_at}; checkpoint saved" in stderr
+  assert "Done at step" not in out
+
+  restarted = _run(records, run)
+  out, err = restarted.communicate(timeout=400)
+  assert restarted.returncode == 0, err[-3000:]
+  assert f"Resuming from step {stopped_at}" in out
+  assert DIGEST.findall(out) == uninterrupted

@@ -20,6 +20,12 @@ def _replicas():
   return ctx.num_replicas_in_sync if ctx else 1
 
 
+def _across_workers():
+  strategy = tf.distribute.get_strategy()
+  return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+          and strategy.extended._in_multi_worker_mode())  # pylint: disable=protected-access
+
+
 def replica_share(terms, sums=()):
   """This replica's share of per-batch values over the global batch (docs/method.md §3 reductions).
 
@@ -71,6 +77,14 @@ class DPEDTrainer(keras.Model):
     super().compile(**kwargs)
     self.g_optimizer = g_optimizer
     self.d_optimizer = d_optimizer
+
+  def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+    # `train_lib.build_trainer` builds every network and optimizer. Under a strategy,
+    # Keras' symbolic build would pull a batch only to find that, and under
+    # MultiWorkerMirroredStrategy fails to reduce the (phone, dslr) pair of PerReplica
+    # values it pulled.
+    if not self.built:
+      super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
   @property
   def metrics(self):
@@ -170,6 +184,10 @@ class DPEDTrainer(keras.Model):
       results = tf.distribute.get_replica_context().all_reduce("sum", results)
     for name, value in results.items():
       self.trackers[name].update_state(value)
+    if _across_workers():
+      # fit() averages a multi-worker run's logs with strategy.reduce(MEAN, axis=0),
+      # which needs a batch axis: give it one (every replica holds the same values).
+      results = {name: value[None] for name, value in results.items()}
     return results  # this iteration's values (fit's callbacks see each step's losses)
 
   def test_step(self, data):
