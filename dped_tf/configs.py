@@ -3,6 +3,8 @@
 import dataclasses
 import re
 
+from dped_tf.precision import POLICIES as PRECISIONS  # Keras policy names
+
 # The DPED dataset's own phones (docs/method.md §5). Any camera name of letters, digits,
 # `-` and `_` works too: patches made by `dped-tf align` from a user's own photo pairs.
 DPED_PHONES = ("iphone", "blackberry", "sony")
@@ -25,7 +27,6 @@ def define_phone_flag(fv, help_text, default=None):
                       flag_values=fv)
   flags.register_validator("phone", lambda v: v is None or bool(_PHONE_NAME.match(v)),
                            message="must be letters, digits, '-' and '_'", flag_values=fv)
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)

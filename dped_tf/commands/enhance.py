@@ -6,13 +6,16 @@ import sys
 from absl import flags
 
 from dped_tf import fileio
+from dped_tf import precision
 from dped_tf.errors import DpedError
 
 MODES = ("auto", "whole", "tiled")
 
 
 def define_flags(fv):
-  flags.DEFINE_string("model", None, "Generator .keras file.", flag_values=fv)
+  flags.DEFINE_string("model", None, "Generator .keras file (dped with instance or batch norm, "
+                      "johnson, srcnn: what train and import-checkpoint write).",
+                      flag_values=fv)
   flags.DEFINE_string("out", None, "Output folder (created if missing).", flag_values=fv)
   flags.DEFINE_string("ext", None, "Output format by extension (jpg, png, tif, webp, bmp); "
                       "default: the input's.", flag_values=fv)
@@ -20,7 +23,7 @@ def define_flags(fv):
                     flag_values=fv)
   flags.DEFINE_bool("side_by_side", False, "Also write <name>_compare.<ext>: before | after.",
                     flag_values=fv)
-  flags.DEFINE_enum("precision", "auto", ["auto", "float32", "bfloat16", "float16"],
+  flags.DEFINE_enum("precision", "auto", list(precision.CHOICES),
                     "Compute precision; auto: float16 on GPU, bfloat16 on CPUs with "
                     "AMX/AVX512-BF16, else float32.", flag_values=fv)
   flags.DEFINE_enum("mode", "auto", MODES, "whole-image inference, exact tiled inference, "
@@ -83,8 +86,7 @@ def main(fv, argv):
   from dped_tf.modeling.generator import load_generator
   if fv.threads:
     tf.config.threading.set_intra_op_parallelism_threads(fv.threads)
-  enhancer = inference.Enhancer(inference.GeneratorWeights.from_model(load_generator(fv.model)),
-                                fv.precision, jit_compile=fv.xla)
+  enhancer = inference.Enhancer(load_generator(fv.model), fv.precision, jit_compile=fv.xla)
   settings = inference.MemorySettings(fv.max_memory * 2**20, fv.tile, fv.mode, fv.tmp_dir)
   os.makedirs(fv.out, exist_ok=True)
   for line in failures:
