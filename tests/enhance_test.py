@@ -6,7 +6,7 @@ import struct
 import zlib
 
 import cv2
-from inference_test import lively_generator
+from conftest import random_weights_model
 import numpy as np
 from PIL import Image
 from PIL import ImageCms
@@ -19,7 +19,7 @@ from dped_tf import inference
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
   path = str(tmp_path_factory.mktemp("model") / "g.keras")
-  lively_generator().save(path)
+  random_weights_model().save(path)
   return path
 
 

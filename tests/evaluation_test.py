@@ -5,7 +5,7 @@ import json
 import os
 
 from conftest import write_dped_folder
-from inference_test import lively_generator
+from conftest import random_weights_model
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 import pytest
@@ -65,7 +65,7 @@ def dped(tmp_path_factory):
   root = str(tmp_path_factory.mktemp("eval") / "dped")
   write_dped_folder(root, "sony", train=2, test=5, patch=40)
   model = str(tmp_path_factory.mktemp("models") / "g.keras")
-  generator = lively_generator()
+  generator = random_weights_model()
   generator.save(model)
   return root, model, generator
 
