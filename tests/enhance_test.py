@@ -155,3 +155,18 @@ def test_missing_input_and_unknown_format(model_path, tmp_path, capsys):
   err = capsys.readouterr().err
   assert f"{tmp_path / 'nope.jpg'}: no such file" in err
   assert (tmp_path / "out" / "a.png").exists()
+
+
+@pytest.mark.parametrize("mode", ["whole", "tiled"])
+def test_srcnn_model_is_enhanced_like_any_generator(tmp_path, mode):
+  model = random_weights_model("srcnn", seed=5)
+  path = str(tmp_path / "srcnn.keras")
+  model.save(path)
+  image = rgb(23, 31, seed=2)
+  Image.fromarray(image).save(tmp_path / "a.png")
+  assert run(str(tmp_path / "a.png"), "--model", path, "--out", str(tmp_path / "out"),
+             "--precision", "float32", "--mode", mode, "--tile", "8") == 0
+  got = np.asarray(Image.open(tmp_path / "out" / "a.png"), np.float32)
+  expected = np.clip(model(image[None] / np.float32(255)).numpy()[0], 0, 1) * 255
+  assert expected.std() > 10
+  assert np.abs(got - expected).max() <= 0.51

@@ -123,3 +123,20 @@ def test_evaluate_needs_a_model(dped, capsys):
   assert cli.main(["dped-tf", "evaluate", "--phone", "sony", "--dped_dir", root]) == 2
   assert "--model" in capsys.readouterr().err
   assert not os.path.exists(os.path.join(root, "r.json"))
+
+
+def test_evaluate_cli_takes_an_srcnn_model(dped, tmp_path, capsys):
+  root, _, _ = dped
+  srcnn = random_weights_model("srcnn", seed=6)
+  path = str(tmp_path / "srcnn.keras")
+  srcnn.save(path)
+  out_json = str(tmp_path / "r.json")
+  assert cli.main(["dped-tf", "evaluate", "--phone", "sony", "--dped_dir", root, "--model",
+                   path, "--json", out_json]) == 0
+  capsys.readouterr()
+  with open(out_json) as f:
+    results = json.load(f)["results"]
+  phone, dslr = folder_patches(root)
+  enhanced = np.clip(srcnn(phone).numpy(), 0, 1)
+  assert results["srcnn"]["psnr"] == pytest.approx(
+      np.mean([np_psnr(x, y) for x, y in zip(enhanced, dslr)]), abs=1e-3)

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from dped_tf import fileio
+from dped_tf import image_io
 from dped_tf.dataloaders import dped_folder
 from dped_tf.errors import DpedError
 
@@ -237,10 +238,11 @@ def align_pair(phone, dslr, cfg=AlignConfig()):
 # ---------------------------------------------------------------- photo folders -> layout
 
 def read_image(path):
-  """uint8 RGB, or None when the file cannot be decoded."""
-  data = np.fromfile(path, np.uint8)
-  image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-  return None if image is None else image[..., ::-1].copy()
+  """`image_io.read_photo`'s pixels as uint8 RGB, or None when it cannot read them."""
+  try:
+    return image_io.to_depth(image_io.read_photo(path).pixels, np.uint8)
+  except DpedError:
+    return None
 
 
 def _images(folder):
@@ -301,9 +303,7 @@ def assign_splits(pairs, test_fraction, seed):
 
 
 def encode_jpeg(rgb, quality=JPEG_QUALITY):
-  ok, data = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
-  assert ok
-  return data.tobytes()
+  return image_io.encode_photo(".jpg", image_io.Photo(rgb), quality)
 
 
 def check_output(out_dir, phone, inputs, overwrite):
