@@ -24,25 +24,51 @@ def register_keras_classes():
     importlib.import_module(name)
 
 
+def _dped_tf_import_running():
+  """True while a dped_tf module is being imported (its classes may not exist yet)."""
+  return any(getattr(getattr(module, "__spec__", None), "_initializing", False)
+             for name, module in list(sys.modules.items())
+             if name == "dped_tf" or name.startswith("dped_tf."))
+
+
 class _AfterKerasImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-  """Finds `keras` through the other finders and registers the classes once it ran."""
+  """Registers the classes once `keras` has been imported: at once, or, when a dped_tf
+  module imported it (so that module is half made), at the first import after that."""
+
+  def __init__(self):
+    self.pending = False
+    self.keras_loader = None
 
   def find_spec(self, fullname, path=None, target=None):
+    if self.pending:
+      self._register_when_safe()
+      return None
     if fullname != "keras":
       return None
     sys.meta_path.remove(self)
-    spec = importlib.util.find_spec(fullname)
+    try:
+      spec = importlib.util.find_spec(fullname)
+    finally:
+      sys.meta_path.insert(0, self)
     if spec is None or spec.loader is None:
       return spec
-    self._loader = spec.loader  # pylint: disable=attribute-defined-outside-init
-    spec.loader = self
+    self.keras_loader, spec.loader = spec.loader, self
     return spec
 
   def create_module(self, spec):
-    return self._loader.create_module(spec)
+    return self.keras_loader.create_module(spec)
 
   def exec_module(self, module):
-    self._loader.exec_module(module)
+    self.keras_loader.exec_module(module)
+    self.pending = True
+    self._register_when_safe()
+
+  def _register_when_safe(self):
+    if _dped_tf_import_running():
+      return
+    self.pending = False
+    if self in sys.meta_path:
+      sys.meta_path.remove(self)
     register_keras_classes()
 
 
