@@ -46,6 +46,7 @@ def test_generator_parameter_count():
 
 def test_generator_matches_independent_forward_on_odd_size():
   g = random_weights_model()
+  g.conv12.kernel.assign(g.conv12.kernel * 0.4)  # the tanh mostly unsaturated
   x = np.random.default_rng(1).random((2, 37, 53, 3)).astype(np.float32)
   y = g(x).numpy()
   assert y.shape == x.shape and y.dtype == np.float32
