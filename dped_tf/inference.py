@@ -27,8 +27,6 @@ from dped_tf import precision as precisions
 from dped_tf.errors import DpedError
 from dped_tf.modeling.layers import InstanceNorm
 
-PRECISIONS = precisions.CHOICES
-MFLOP_PER_PIXEL = 0.8  # docs/method.md §1
 # What the memory budget assumes of a tile's working set: the DPED generator's
 # 64-channel maps and its widest halo (the tail: conv10 1 + conv11 1 + conv12 4).
 _CH = 64
