@@ -113,6 +113,7 @@ def main():
   parser.add_argument("--model", help="instance-norm generator .keras (default: random "
                       "He-scaled weights)")
   parser.add_argument("--sides", default="1024,2048", help="square image sides to time")
+  parser.add_argument("--precisions", default="float32,bfloat16")
   parser.add_argument("--repeats", type=int, default=2, help="best of N runs")
   parser.add_argument("--skip_24mp", action="store_true")
   args = parser.parse_args()
@@ -125,7 +126,7 @@ def main():
 
   settings = inference.MemorySettings(mode="tiled")  # the CLI's default budget
   tile = settings.tile_side()
-  enhancers = {p: inference.Enhancer.from_model(model, p) for p in ("float32", "bfloat16")}
+  enhancers = {p: inference.Enhancer.from_model(model, p) for p in args.precisions.split(",")}
   for enhancer in enhancers.values():
     warm_up(enhancer, tile)
   arrays = checkpoint_arrays(model)
@@ -148,25 +149,26 @@ def main():
       print(f"  ... {side}x{side} {p} done", flush=True)
     _, t_graph_after = seconds(lambda: graph(x), 1)  # the load may have changed meanwhile
     graph_speed = mp / min(t_graph, t_graph_after)
-    rows.append((side, graph_speed, speeds, outputs, psnr(outputs["float32"][0], reference)))
+    rows.append((side, graph_speed, speeds, outputs,
+                 psnr(next(iter(outputs.values()))[0], reference[0])))
 
   print(f"\nMPix/s and ratio to the TF1 graph's float32 speed (tiled: tile {tile}, budget "
         f"{settings.budget >> 20} MB):")
-  print(f"  {'size':>9} {'TF1 fp32':>9} | {'whole fp32':>16} {'tiled fp32':>16} | "
-        f"{'whole bf16':>16} {'tiled bf16':>16}")
+  print(f"  {'size':>9} {'TF1 fp32':>9} | " + " | ".join(
+      f"{'whole ' + p:>18} {'tiled ' + p:>18}" for p in enhancers))
   for side, graph_speed, speeds, _, _ in rows:
-    cells = [f"{s:7.3f} ({s / graph_speed:4.2f}x)" for p in ("float32", "bfloat16")
-             for s in speeds[p]]
-    print(f"  {side}x{side:<4} {graph_speed:9.3f} | {cells[0]:>16} {cells[1]:>16} | "
-          f"{cells[2]:>16} {cells[3]:>16}")
+    print(f"  {side}x{side:<4} {graph_speed:9.3f} | " + " | ".join(
+        " ".join(f"{f'{s:7.3f} ({s / graph_speed:4.2f}x)':>18}" for s in speeds[p])
+        for p in enhancers))
   print("  (issue 10 on a 2-core Xeon with AMX: whole fp32 1.18x, whole bf16 2.2x, "
         "tiled bf16 0.95x)")
   print("\nPSNR (dB):")
   for side, _, _, outputs, vs_graph in rows:
-    (w32, t32), (w16, t16) = outputs["float32"], outputs["bfloat16"]
-    print(f"  {side}x{side}: tiled vs whole fp32 {psnr(t32, w32):.1f} (target >= 60), "
-          f"bf16 {psnr(t16, w16):.1f}; whole bf16 vs fp32 {psnr(w16, w32):.1f}; "
-          f"whole fp32 vs TF1 graph {vs_graph:.1f}")
+    line = [f"tiled vs whole {p} {psnr(t, w):.1f}" for p, (w, t) in outputs.items()]
+    if len(outputs) == 2:
+      line.append(f"whole bfloat16 vs float32 {psnr(outputs['bfloat16'][0], outputs['float32'][0]):.1f}")
+    line.append(f"whole {next(iter(outputs))} vs TF1 graph {vs_graph:.1f}")
+    print(f"  {side}x{side}: " + "; ".join(line) + "  (target: tiled vs whole float32 >= 60)")
 
   if not args.skip_24mp:
     with tempfile.TemporaryDirectory() as work:
