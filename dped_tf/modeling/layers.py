@@ -67,7 +67,18 @@ class InstanceNorm(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="dped_tf")
-class ShiftedSumConv2D(keras.layers.Conv2D):
+class BiasAddConv2D(keras.layers.Conv2D):
+  """Conv2D whose bias is a `tf.nn.bias_add`, which TF's graph optimiser fuses with the
+  convolution and its ReLU into one oneDNN kernel (Keras adds a broadcast tensor)."""
+
+  def call(self, inputs):
+    outputs = tf.nn.bias_add(self.convolution_op(inputs, self.kernel),
+                             tf.cast(self.bias, self.compute_dtype))
+    return outputs if self.activation is None else self.activation(outputs)
+
+
+@keras.saving.register_keras_serializable(package="dped_tf")
+class ShiftedSumConv2D(BiasAddConv2D):
   """A stride-1 SAME Conv2D for few output channels (the generator's 9x9 64 -> 3 conv12),
   computed as a kh x 1 convolution to kw * filters channels (one group per column
   offset) and kw shifted sums in float32. The same products as the direct form, ~3x
@@ -84,7 +95,7 @@ class ShiftedSumConv2D(keras.layers.Conv2D):
 
 
 def reference_conv(filters, kernel_size, strides=1, activation=None, name=None,
-                   conv_class=keras.layers.Conv2D):
+                   conv_class=BiasAddConv2D):
   """Conv2D with the reference initialisation: truncated normal 0.01, biases 0.01."""
   return conv_class(
       filters, kernel_size, strides=strides, padding="same", activation=activation,
