@@ -3,6 +3,8 @@
 import dataclasses
 import re
 
+from dped_tf.precision import POLICIES as PRECISIONS  # Keras policy names
+
 # The DPED dataset's own phones (docs/method.md §5). Any camera name of letters, digits,
 # `-` and `_` works too: patches made by `dped-tf align` from a user's own photo pairs.
 DPED_PHONES = ("iphone", "blackberry", "sony")
@@ -27,7 +29,6 @@ def define_phone_flag(fv, help_text, default=None):
                            message="must be letters, digits, '-' and '_'", flag_values=fv)
 
 
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 VGG_PRECISIONS = ("float32", "bfloat16")
 NORMS = ("instance", "batch")
 TEXTURE_FORMS = ("reference", "paper")

@@ -24,6 +24,8 @@ import time
 
 import numpy as np
 
+from dped_tf import precision
+
 DEMO_NOTES = (
     "The generator starts near the identity map (`--init identity`), not from the "
     "reference initialisation (which starts at a constant grey image; the generator has no "
@@ -104,8 +106,8 @@ def side_by_side(images, labels, height=300):
 
 
 def write_image(path, rgb, quality=92):
-  import cv2  # pylint: disable=import-outside-toplevel
-  cv2.imwrite(path, rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+  from dped_tf import fileio, image_io  # pylint: disable=import-outside-toplevel
+  fileio.atomic_write_bytes(path, image_io.encode_photo(".jpg", image_io.Photo(rgb), quality))
 
 
 def main(argv=None):
@@ -122,8 +124,8 @@ def main(argv=None):
   parser.add_argument("--learning_rate", type=float, default=5e-4)
   parser.add_argument("--vgg_weights", default="imagenet",
                       help="imagenet (Keras cache or download), a .h5/.mat file, or none")
-  parser.add_argument("--precision", default="auto",
-                      choices=("auto", "float32", "mixed_bfloat16"))
+  parser.add_argument("--precision", default="auto", choices=precision.CHOICES,
+                      help="training compute dtype (dped_tf/precision.py)")
   args = parser.parse_args(argv)
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   t_start = time.time()
@@ -144,14 +146,11 @@ def main(argv=None):
   timings["sample dataset"] = time.time() - t
 
   # 2. Train.
-  from dped_tf import precision  # pylint: disable=import-outside-toplevel
   vgg_source, vgg_note = find_vgg(args.vgg_weights)
   with_content = vgg_source != "none"
   preset = "demo_vgg" if with_content else "demo"
   iterations = args.iterations or (300 if with_content else 600)
-  policy = args.precision
-  if policy == "auto":
-    policy = "mixed_bfloat16" if precision.cpu_has_bf16() else "float32"
+  policy = precision.POLICY_OF[precision.resolve(args.precision)]
   eval_every = max(1, iterations // 4)
   train_args = ["train", "--phone", args.phone, "--tfrecord_dir", tfrecord_dir,
                 "--model_dir", model_dir, "--preset", preset, "--init", "identity",

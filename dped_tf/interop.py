@@ -1,7 +1,7 @@
 """Interop: the authors' TF1 checkpoints in, TF Serving SavedModels and TFLite out.
 
-Checkpoint names and layout: docs/method.md §1 ("Released weights"). Exports are float32 and run
-the generator on the whole image (instance norm over the whole image, docs/method.md §1).
+Checkpoint names and layout: docs/method.md §1 ("Released weights"). Exports take any generator
+the project writes (DPED, SRCNN), are float32 and run it on the whole image (instance norm over the whole image, docs/method.md §1).
 """
 
 import os
@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from dped_tf import precision
 from dped_tf.errors import DpedError
 from dped_tf.fileio import atomic_write_bytes, publish_dir
 from dped_tf.modeling.generator import Generator
@@ -106,10 +107,8 @@ def import_checkpoint(prefix):
 
 
 def float32_copy(model):
-  """`model` (a Generator under any dtype policy) as a float32 Generator, same weights."""
-  generator = float32_generator(model.get_config())
-  generator.set_weights([np.asarray(w, np.float32) for w in model.get_weights()])
-  return generator
+  """`model` (any generator, under any dtype policy) under the float32 policy."""
+  return precision.with_precision(model, "float32")
 
 
 def enhance(generator, images):

@@ -1,8 +1,16 @@
-"""Numeric precision policies (float32, mixed float16 on GPU, mixed bfloat16 on CPU)."""
+"""The one precision vocabulary: names -> Keras dtype policies and inference dtypes.
 
-from absl import logging
-import keras
-import tensorflow as tf
+Training takes a Keras policy name (`POLICIES`); inference (`dped-tf enhance`,
+`evaluate`, the demo) takes a compute dtype name or `auto` (`CHOICES`) and runs the
+model cloned under that name's policy (`with_precision`). Light to import: the CLI's
+flag definitions read these names.
+"""
+
+# compute dtype -> Keras policy (convolutions in the dtype; variables and the model's
+# output stay float32)
+POLICY_OF = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+POLICIES = tuple(POLICY_OF.values())
+CHOICES = ("auto", *POLICY_OF)
 
 
 def cpu_has_bf16():
@@ -15,8 +23,44 @@ def cpu_has_bf16():
   return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
+def resolve(name):
+  """A `CHOICES` name -> a compute dtype name; `auto`: float16 on a GPU, bfloat16 on a
+  CPU with AMX/AVX512-BF16, else float32."""
+  from dped_tf.errors import DpedError  # pylint: disable=import-outside-toplevel
+  if name not in CHOICES:
+    raise DpedError(f"precision must be one of {', '.join(CHOICES)}, got {name!r}")
+  if name != "auto":
+    return name
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  if tf.config.list_physical_devices("GPU"):
+    return "float16"
+  return "bfloat16" if cpu_has_bf16() else "float32"
+
+
+def with_precision(model, name):
+  """`model` itself under `name`'s policy, else a copy built under it with the same
+  weights (Keras layers take the global policy when they are made)."""
+  import keras  # pylint: disable=import-outside-toplevel
+  policy = POLICY_OF[resolve(name)]
+  if model.dtype_policy.name == policy:
+    return model
+  previous = keras.mixed_precision.global_policy()
+  keras.mixed_precision.set_global_policy(policy)
+  try:
+    clone = type(model).from_config(model.get_config())
+  finally:
+    keras.mixed_precision.set_global_policy(previous)
+  clone.build((None, None, None, 3))
+  clone.set_weights(model.get_weights())
+  return clone
+
+
 def set_policy(name):
   """Sets Keras' global dtype policy; warns where the hardware will not gain from it."""
+  # pylint: disable=import-outside-toplevel
+  from absl import logging
+  import keras
+  import tensorflow as tf
   keras.mixed_precision.set_global_policy(name)
   on_gpu = bool(tf.config.list_physical_devices("GPU"))
   if name == "mixed_bfloat16" and not on_gpu and not cpu_has_bf16():
@@ -28,5 +72,6 @@ def set_policy(name):
 def wrap_optimizer(optimizer, policy_name):
   """Dynamic loss scaling for float16 (bfloat16 has float32's range and needs none)."""
   if policy_name == "mixed_float16":
+    import keras  # pylint: disable=import-outside-toplevel
     return keras.optimizers.LossScaleOptimizer(optimizer)
   return optimizer

@@ -33,22 +33,13 @@ PUBLISHED = {
 PHONE_NAMES = {"iphone": "iPhone", "blackberry": "BlackBerry", "sony": "Sony"}
 
 
-def parse_model(entry):
-  label, sep, path = entry.partition("=")
-  return (label, path) if sep else (os.path.splitext(os.path.basename(entry))[0], entry)
-
-
 def load_callable(path):
-  """A trained model (.keras: Generator or SRCNN) as a float32 batch -> batch function."""
+  """A trained model (.keras: any generator) as a float32 batch -> batch function, loaded
+  and run as `dped-tf evaluate` does."""
   # pylint: disable=import-outside-toplevel
-  import keras
-  import tensorflow as tf
-  from dped_tf.modeling import baselines
-  from dped_tf.modeling import generator
-  keras.mixed_precision.set_global_policy("float32")
-  model = generator.load_generator(path, kinds=(generator.Generator, baselines.SRCNN))
-  fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-  return lambda images: fn(tf.constant(images, tf.float32)).numpy()
+  from dped_tf import inference
+  from dped_tf.modeling.generator import load_generator
+  return inference.Enhancer(load_generator(path), "float32").whole
 
 
 def _cell(psnr, ssim):
@@ -104,8 +95,10 @@ def main(argv=None):
   parser.add_argument("--out", default=None, help="folder for table2.md/.csv/.json")
   args = parser.parse_args(argv)
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  from dped_tf import evaluation  # pylint: disable=import-outside-toplevel
-  models = dict(parse_model(m) for m in args.model)
+  # pylint: disable=import-outside-toplevel
+  from dped_tf import evaluation
+  from dped_tf.commands.evaluate import model_specs
+  models = dict(model_specs(None, args.model))
   if args.tfrecords:
     source_name = args.tfrecords
     batches = evaluation.tfrecord_batches(args.tfrecords, args.batch_size, args.limit)

@@ -6,7 +6,7 @@ import struct
 import zlib
 
 import cv2
-from inference_test import lively_generator
+from conftest import random_weights_model
 import numpy as np
 from PIL import Image
 from PIL import ImageCms
@@ -21,7 +21,7 @@ from dped_tf import inference
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
   path = str(tmp_path_factory.mktemp("model") / "g.keras")
-  lively_generator().save(path)
+  random_weights_model().save(path)
   return path
 
 
@@ -226,3 +226,18 @@ def test_unwritable_input_format_gives_jpeg(model_path, tmp_path):
   assert run(str(src), "--model", model_path, "--out", str(tmp_path / "out")) == 0
   with Image.open(tmp_path / "out" / "photo.jpg") as im:
     assert im.format == "JPEG"
+
+
+@pytest.mark.parametrize("mode", ["whole", "tiled"])
+def test_srcnn_model_is_enhanced_like_any_generator(tmp_path, mode):
+  model = random_weights_model("srcnn", seed=5)
+  path = str(tmp_path / "srcnn.keras")
+  model.save(path)
+  image = rgb(23, 31, seed=2)
+  Image.fromarray(image).save(tmp_path / "a.png")
+  assert run(str(tmp_path / "a.png"), "--model", path, "--out", str(tmp_path / "out"),
+             "--precision", "float32", "--mode", mode, "--tile", "8") == 0
+  got = np.asarray(Image.open(tmp_path / "out" / "a.png"), np.float32)
+  expected = np.clip(model(image[None] / np.float32(255)).numpy()[0], 0, 1) * 255
+  assert expected.std() > 10
+  assert np.abs(got - expected).max() <= 0.51

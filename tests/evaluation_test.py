@@ -5,7 +5,7 @@ import json
 import os
 
 from conftest import write_dped_folder
-from inference_test import lively_generator
+from conftest import random_weights_model
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 import pytest
@@ -141,7 +141,7 @@ def dped(tmp_path_factory):
   root = str(tmp_path_factory.mktemp("eval") / "dped")
   write_dped_folder(root, "sony", train=2, test=5, patch=40)
   model = str(tmp_path_factory.mktemp("models") / "g.keras")
-  generator = lively_generator()
+  generator = random_weights_model()
   generator.save(model)
   return root, model, generator
 
@@ -209,3 +209,20 @@ def test_evaluate_needs_a_model(dped, capsys):
   assert cli.main(["dped-tf", "evaluate", "--phone", "sony", "--dped_dir", root]) == 2
   assert "--model" in capsys.readouterr().err
   assert not os.path.exists(os.path.join(root, "r.json"))
+
+
+def test_evaluate_cli_takes_an_srcnn_model(dped, tmp_path, capsys):
+  root, _, _ = dped
+  srcnn = random_weights_model("srcnn", seed=6)
+  path = str(tmp_path / "srcnn.keras")
+  srcnn.save(path)
+  out_json = str(tmp_path / "r.json")
+  assert cli.main(["dped-tf", "evaluate", "--phone", "sony", "--dped_dir", root, "--model",
+                   path, "--json", out_json]) == 0
+  capsys.readouterr()
+  with open(out_json) as f:
+    results = json.load(f)["results"]
+  phone, dslr = folder_patches(root)
+  enhanced = np.clip(srcnn(phone).numpy(), 0, 1)
+  assert results["srcnn"]["psnr"] == pytest.approx(
+      np.mean([np_psnr(x, y) for x, y in zip(enhanced, dslr)]), abs=1e-3)

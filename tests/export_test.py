@@ -15,22 +15,11 @@ import pytest
 import tensorflow as tf
 from skimage import data as skdata
 
+from conftest import random_weights_model
+
 from dped_tf import cli
 from dped_tf import interop
 from dped_tf.modeling.generator import Generator
-
-
-def _randomize(generator, seed=0):
-  """Weights of realistic scale, so every one of them moves the output."""
-  rng = np.random.default_rng(seed)
-  for conv in generator.conv_layers():
-    fan_in = np.prod(conv.kernel.shape[:3])
-    conv.kernel.assign(rng.normal(0, fan_in ** -0.5, conv.kernel.shape))
-    conv.bias.assign(rng.normal(0, 0.05, conv.bias.shape))
-  for norm in generator.norm_layers():
-    norm.shift.assign(rng.normal(0, 0.2, 64))
-    norm.scale.assign(1 + rng.normal(0, 0.2, 64))
-  return generator
 
 
 def _expected(generator, images):
@@ -50,9 +39,7 @@ CROP_B = PHOTO[200:240, 100:172]  # 40x72
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
   root = tmp_path_factory.mktemp("export")
-  generator = Generator(norm="instance")
-  generator.build((None, None, None, 3))
-  _randomize(generator)
+  generator = random_weights_model()
   model = str(root / "generator.keras")
   generator.save(model)
   log = io.StringIO()
@@ -175,9 +162,7 @@ def test_versions_overwrite_and_bad_flags(exported, tmp_path, capsys):
 
 def test_float32_copy_of_a_mixed_precision_generator():
   keras.mixed_precision.set_global_policy("mixed_bfloat16")
-  mixed = Generator(norm="instance")
-  mixed.build((None, None, None, 3))
-  _randomize(mixed)
+  mixed = random_weights_model()
   copy = interop.float32_copy(mixed)
   keras.mixed_precision.set_global_policy("float32")
   assert mixed.conv1.compute_dtype == "bfloat16"
@@ -188,3 +173,18 @@ def test_float32_copy_of_a_mixed_precision_generator():
   reference.set_weights(mixed.get_weights())
   images = CROP_B[None].astype(np.float32) / 255.0
   assert np.abs(copy(images).numpy() - reference(images).numpy()).max() <= 1e-6
+
+
+def test_srcnn_exports_like_any_generator(tmp_path, capsys):
+  srcnn = random_weights_model("srcnn", seed=3)
+  model = str(tmp_path / "srcnn.keras")
+  srcnn.save(model)
+  assert cli.main(["dped-tf", "export", "--model", model, "--out",
+                   str(tmp_path / "serving")]) == 0
+  assert "SavedModel version 1" in capsys.readouterr().out
+  served = tf.saved_model.load(str(tmp_path / "serving" / "1"))
+  images = CROP_A[None].astype(np.float32) / 255.0
+  got = served.signatures["serving_default"](images=tf.constant(images))["enhanced"].numpy()
+  expected = _expected(srcnn, images)
+  assert expected.std() > 0.05
+  assert np.abs(got - expected).max() <= 1e-5

@@ -5,6 +5,10 @@ import pytest
 import tensorflow as tf
 from skimage import data as skdata
 
+from authors_graph import authors_generator
+from authors_graph import checkpoint_arrays
+from authors_graph import session_runner
+from conftest import random_weights_model
 from dped_tf import cli
 from dped_tf.modeling.generator import load_generator
 
@@ -13,39 +17,12 @@ CHECKPOINT_NAMES = ({f"generator/W{i}" for i in range(1, 13)} | {f"generator/b{i
               | {"generator/Variable"} | {f"generator/Variable_{n}" for n in range(1, 16)})
 
 
-def _authors_generator(images, rng):
-  """The released generator as the authors' TF1 graph code: `tf.Variable`s created in
-  layer order, the instance-norm shift and scale unnamed; plain `tf.nn` ops (docs/method.md §1).
-  Random weights of realistic scale so that every variable moves the output."""
-
-  def conv(x, i, k, cin, cout):
-    w = tf.compat.v1.Variable(
-        rng.normal(0, (k * k * cin) ** -0.5, (k, k, cin, cout)).astype(np.float32), name=f"W{i}")
-    b = tf.compat.v1.Variable(rng.normal(0, 0.05, cout).astype(np.float32), name=f"b{i}")
-    return tf.nn.conv2d(x, w, strides=[1, 1, 1, 1], padding="SAME") + b
-
-  def instance_norm(x):
-    mu, sigma_sq = tf.nn.moments(x, [1, 2], keepdims=True)
-    shift = tf.compat.v1.Variable(rng.normal(0, 0.2, 64).astype(np.float32))
-    scale = tf.compat.v1.Variable((1 + rng.normal(0, 0.2, 64)).astype(np.float32))
-    return scale * (x - mu) / (sigma_sq + 1e-3) ** 0.5 + shift
-
-  with tf.compat.v1.variable_scope("generator"):
-    c = tf.nn.relu(conv(images, 1, 9, 3, 64))
-    for i in (2, 4, 6, 8):
-      y = tf.nn.relu(instance_norm(conv(c, i, 3, 64, 64)))
-      c = tf.nn.relu(instance_norm(conv(y, i + 1, 3, 64, 64))) + c
-    c = tf.nn.relu(conv(c, 10, 3, 64, 64))
-    c = tf.nn.relu(conv(c, 11, 3, 64, 64))
-    return tf.nn.tanh(conv(c, 12, 9, 64, 3)) * 0.58 + 0.5
-
-
 def write_authors_checkpoint(prefix, image):
   """Saves the TF1 graph's variables with `tf.compat.v1.train.Saver` (names = op names);
   returns (checkpoint names, the graph's output for `image`)."""
   graph = tf.Graph()
   with graph.as_default():
-    enhanced = _authors_generator(tf.constant(image[None]), np.random.default_rng(1))
+    enhanced = authors_generator(tf.constant(image[None]), np.random.default_rng(1))
     saver = tf.compat.v1.train.Saver()
     with tf.compat.v1.Session(graph=graph) as sess:
       sess.run(tf.compat.v1.global_variables_initializer())
@@ -122,3 +99,13 @@ def test_unreadable_checkpoint_and_existing_output_are_refused(tmp_path, capsys)
   assert cli.main(["dped-tf", "import-checkpoint", "--checkpoint", str(tmp_path / "none"),
                    "--out", str(out)]) == 2
   assert "exists" in capsys.readouterr().err and out.read_bytes() == b"keep"
+
+
+def test_authors_graph_from_a_models_arrays_equals_the_model():
+  """The TF1 graph the speed benchmark compares with runs the same function."""
+  model = random_weights_model(seed=4)
+  image = skdata.chelsea()[40:88, 60:124].astype(np.float32)[None] / 255.0
+  expected = model(image).numpy()
+  assert expected.std() > 0.05
+  got = session_runner(checkpoint_arrays(model), image.shape)(image)
+  assert np.abs(got - expected).max() <= 1e-4

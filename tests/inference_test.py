@@ -3,35 +3,13 @@
 import numpy as np
 import pytest
 
+from conftest import random_weights_model
 from dped_tf import inference
-from dped_tf.modeling.generator import Generator
-
-
-def lively_generator(norm="instance", seed=0):
-  """A generator with He-scaled random weights and non-trivial norm parameters, so that
-  every layer (and the instance-norm statistics) matters to the output."""
-  rng = np.random.default_rng(seed)
-  model = Generator(norm=norm)
-  model.build((None, None, None, 3))
-  for conv in model.conv_layers():
-    k = conv.kernel.shape
-    conv.kernel.assign(rng.normal(0, np.sqrt(2 / (k[0] * k[1] * k[2])), k))
-    conv.bias.assign(rng.normal(0, 0.1, k[3]))
-  for layer in model.norm_layers():
-    if norm == "instance":
-      layer.shift.assign(rng.normal(0, 0.3, 64))
-      layer.scale.assign(rng.uniform(0.5, 1.5, 64))
-    else:
-      layer.beta.assign(rng.normal(0, 0.3, 64))
-      layer.gamma.assign(rng.uniform(0.5, 1.5, 64))
-      layer.moving_mean.assign(rng.normal(0, 0.5, 64))
-      layer.moving_variance.assign(rng.uniform(0.5, 2.0, 64))
-  return model
 
 
 @pytest.fixture(scope="module")
 def model():
-  return lively_generator()
+  return random_weights_model()
 
 
 def photo(height, width, seed=1):
@@ -45,9 +23,11 @@ def photo(height, width, seed=1):
 def test_whole_image_matches_the_keras_generator(model):
   image = photo(33, 47)
   expected = model(image[None]).numpy()
-  got = inference.Enhancer.from_model(model).whole(image[None])
+  enhancer = inference.Enhancer.from_model(model)
+  got = enhancer.whole(image[None])
   assert expected.std() > 0.05  # the output depends on the input
-  np.testing.assert_allclose(got, expected, atol=1e-4)
+  np.testing.assert_allclose(got, expected, atol=1e-6)
+  assert len(enhancer.stages) == 9  # cut before each of the 8 instance norms
 
 
 @pytest.mark.parametrize("tile,on_disk", [(5, False), (7, True), (64, False)])
@@ -59,7 +39,7 @@ def test_tiled_equals_whole_image(model, tmp_path, tile, on_disk):
   enhancer = inference.Enhancer.from_model(model)
   got = enhancer.tiled(image, tile=tile, max_memory=1 if on_disk else None,
                        tmp_dir=str(tmp_path))
-  assert np.abs(got - expected).max() <= 1e-3
+  assert np.abs(got - expected).max() <= 3e-5
   assert not list(tmp_path.iterdir())  # temporary files are unlinked
 
 
@@ -73,12 +53,22 @@ def test_naive_tiling_would_differ(model):
   assert np.abs(halves - whole).max() > 0.01
 
 
-def test_tiled_batch_norm_matches_keras():
-  model = lively_generator("batch", seed=3)
+@pytest.mark.parametrize("kind, norm", [("dped", "batch"), ("srcnn", None)])
+def test_models_without_instance_norm_tile_with_halos_alone(kind, norm, tmp_path):
+  """One stage; tiles far smaller than the receptive field, in RAM and on disk."""
+  model = random_weights_model(kind, norm, seed=3)
   image = photo(21, 18)
   expected = model(image[None], training=False).numpy()[0]
-  got = inference.Enhancer.from_model(model).tiled(image, tile=6)
-  assert np.abs(got - expected).max() <= 1e-3
+  assert expected.std() > 0.05
+  enhancer = inference.Enhancer.from_model(model)
+  assert len(enhancer.stages) == 1
+  for max_memory in (None, 1):
+    got = enhancer.tiled(image, tile=6, max_memory=max_memory, tmp_dir=str(tmp_path))
+    assert np.abs(got - expected).max() <= 3e-5
+  # control: the same tiles without their halos differ
+  halves = np.concatenate([model(image[None, :, :9]).numpy()[0],
+                           model(image[None, :, 9:]).numpy()[0]], axis=1)
+  assert np.abs(halves - expected).max() > 0.01
 
 
 def test_bfloat16_tiled_equals_bfloat16_whole(model):

@@ -6,13 +6,16 @@ import sys
 from absl import flags
 
 from dped_tf import fileio
+from dped_tf import precision
 from dped_tf.errors import DpedError
 
 MODES = ("auto", "whole", "tiled")
 
 
 def define_flags(fv):
-  flags.DEFINE_string("model", None, "Generator .keras file.", flag_values=fv)
+  flags.DEFINE_string("model", None, "Generator .keras file (dped with instance or batch norm, "
+                      "johnson, srcnn: what train and import-checkpoint write).",
+                      flag_values=fv)
   flags.DEFINE_string("out", None, "Output folder (created if missing).", flag_values=fv)
   flags.DEFINE_string("ext", None, "Output format by extension (jpg, png, tif, webp, bmp, "
                       "heic, heif, avif); default: the input's where it can be written, "
@@ -28,7 +31,7 @@ def define_flags(fv):
 
 def define_inference_flags(fv):
   """The flags of the per-photo path, shared with `dped-tf serve`."""
-  flags.DEFINE_enum("precision", "auto", ["auto", "float32", "bfloat16", "float16"],
+  flags.DEFINE_enum("precision", "auto", list(precision.CHOICES),
                     "Compute precision; auto: float16 on GPU, bfloat16 on CPUs with "
                     "AMX/AVX512-BF16, else float32.", flag_values=fv)
   flags.DEFINE_enum("mode", "auto", MODES, "whole-image inference, exact tiled inference, "
@@ -118,8 +121,7 @@ def load_enhancer(fv):
   from dped_tf.modeling.generator import load_generator
   if fv.threads:
     tf.config.threading.set_intra_op_parallelism_threads(fv.threads)
-  enhancer = inference.Enhancer(inference.GeneratorWeights.from_model(load_generator(fv.model)),
-                                fv.precision, jit_compile=fv.xla)
+  enhancer = inference.Enhancer(load_generator(fv.model), fv.precision, jit_compile=fv.xla)
   settings = inference.MemorySettings(fv.max_memory * 2**20, fv.tile, fv.mode, fv.tmp_dir)
   return enhancer, settings
 

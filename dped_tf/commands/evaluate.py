@@ -5,13 +5,15 @@ import os
 
 from absl import flags
 
+from dped_tf import precision
 from dped_tf.configs import define_phone_flag
 from dped_tf.errors import DpedError
 
 
 def define_flags(fv):
   define_phone_flag(fv, "Phone whose test patches to use.")
-  flags.DEFINE_string("model", None, "Generator .keras file.", flag_values=fv)
+  flags.DEFINE_string("model", None, "Generator .keras file (dped, johnson or srcnn).",
+                      flag_values=fv)
   flags.DEFINE_multi_string("compare", [], "More models for the same table: PATH or "
                             "LABEL=PATH (repeatable).", flag_values=fv)
   flags.DEFINE_string("dped_dir", "data/dped", "Root of the DPED layout.", flag_values=fv)
@@ -22,7 +24,7 @@ def define_flags(fv):
                        flag_values=fv)
   flags.DEFINE_integer("limit", 0, "Evaluate the first N pairs only (0: all).", lower_bound=0,
                        flag_values=fv)
-  flags.DEFINE_enum("precision", "float32", ["auto", "float32", "bfloat16", "float16"],
+  flags.DEFINE_enum("precision", "float32", list(precision.CHOICES),
                     "Compute precision (float32 reproduces the paper's numbers).",
                     flag_values=fv)
   flags.DEFINE_string("json", None, "Also write the results as JSON here.", flag_values=fv)

@@ -9,7 +9,8 @@ from dped_tf.errors import DpedError
 
 
 def define_flags(fv):
-  flags.DEFINE_string("model", None, "Generator .keras (from train or import-checkpoint).",
+  flags.DEFINE_string("model", None, "Generator .keras (dped, johnson or srcnn, from train or "
+                      "import-checkpoint).",
                       flag_values=fv)
   flags.DEFINE_enum("format", "saved_model", ["saved_model", "tflite"],
                     "saved_model: OUT/<version>/ for TF Serving; tflite: "

@@ -304,9 +304,7 @@ def assign_splits(pairs, test_fraction, seed):
 
 
 def encode_jpeg(rgb, quality=JPEG_QUALITY):
-  ok, data = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
-  assert ok
-  return data.tobytes()
+  return image_io.encode_photo(".jpg", image_io.Photo(rgb), quality)
 
 
 def check_output(out_dir, phone, inputs, overwrite):

@@ -17,6 +17,7 @@ import dataclasses
 import cv2
 import numpy as np
 
+from dped_tf import image_io
 from dped_tf.errors import DpedError
 
 # Rec. 709 / sRGB luminance weights of linear RGB.
@@ -154,9 +155,8 @@ def resize_to(image, height, width):
 def jpeg(image, quality):
   """float [0, 1] RGB -> uint8 RGB through a JPEG round trip at `quality`."""
   rgb = np.clip(np.round(image * 255), 0, 255).astype(np.uint8)
-  ok, data = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
-  assert ok
-  return cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1]
+  data = image_io.encode_photo(".jpg", image_io.Photo(rgb), quality)
+  return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
 
 
 def photo_wb_gains(profile, rng):

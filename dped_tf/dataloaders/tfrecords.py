@@ -10,12 +10,11 @@ import json
 import os
 
 from absl import logging
-import cv2
 import keras
-import numpy as np
 import tensorflow as tf
 
 from dped_tf import fileio
+from dped_tf import image_io
 from dped_tf.dataloaders import dped_folder
 from dped_tf.errors import DpedError
 
@@ -32,13 +31,12 @@ def check_patch(path, patch_size):
     return None, f"unreadable ({e.strerror})"
   if not data:
     return None, "empty file"
-  image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-  if image is None:
+  try:
+    image = image_io.read_photo(path).pixels  # grey patches become RGB, as in parse_pair
+  except DpedError:
     return None, "not a decodable image"
   if not data.startswith(b"\xff\xd8"):
     return None, "not a JPEG"
-  if image.ndim != 3 or image.shape[2] != 3:
-    return None, f"not RGB (shape {image.shape})"
   if image.shape[:2] != (patch_size, patch_size):
     return None, f"size {image.shape[1]}x{image.shape[0]}, expected {patch_size}x{patch_size}"
   return data, None

@@ -12,8 +12,8 @@ import keras
 import tensorflow as tf
 
 from dped_tf.configs import MODELS
+from dped_tf.modeling import tiling
 from dped_tf.modeling.generator import Generator
-
 
 
 @keras.saving.register_keras_serializable(package="dped_tf")
@@ -42,7 +42,18 @@ class SRCNN(keras.Model):
     self.conv3.build((*input_shape[:3], 32))
 
   def call(self, images, training=False):
-    return tf.cast(self.conv3(self.conv2(self.conv1(images))), tf.float32)
+    return tiling.run_whole(self.tiling_stages(), images, training)
+
+  def tiling_stages(self):
+    """One stage (no normalisation): a tile needs a halo of the three kernels' radii."""
+
+    def forward(maps, stats, inside, training):
+      x = self.conv1(maps["image"])
+      x = self.conv2(tiling.zero_outside(x, inside))
+      return {"rgb": tf.cast(self.conv3(tiling.zero_outside(x, inside)), tf.float32)}
+
+    halo = 4 + (self.middle_kernel - 1) // 2 + 2
+    return [tiling.Stage(forward, ("image",), (("rgb", 3),), halo)]
 
   def get_config(self):
     return {"name": self.name, "middle_kernel": self.middle_kernel}

@@ -7,12 +7,18 @@ import keras
 import tensorflow as tf
 
 from dped_tf.errors import DpedError
-from dped_tf.modeling.layers import make_norm, reference_conv
+from dped_tf.modeling import tiling
+from dped_tf.modeling.layers import InstanceNorm
+from dped_tf.modeling.layers import ShiftedSumConv2D
+from dped_tf.modeling.layers import make_norm
+from dped_tf.modeling.layers import reference_conv
 
 
 @keras.saving.register_keras_serializable(package="dped_tf")
 class ResidualBlock(keras.layers.Layer):
-  """conv3x3 -> norm -> ReLU -> conv3x3 -> norm -> ReLU, then + input."""
+  """conv3x3 -> norm -> ReLU -> conv3x3 -> norm -> ReLU, then + input. The generator
+  runs its layers stage by stage (`Generator.segments`); this layer holds them under the
+  checkpoint's names."""
 
   def __init__(self, norm="instance", **kwargs):
     super().__init__(**kwargs)
@@ -26,13 +32,15 @@ class ResidualBlock(keras.layers.Layer):
     for layer in (self.conv_a, self.norm_a, self.conv_b, self.norm_b):
       layer.build(input_shape)
 
-  def call(self, x, training=False):
-    y = tf.nn.relu(self.norm_a(self.conv_a(x), training=training))
-    y = tf.nn.relu(self.norm_b(self.conv_b(y), training=training))
-    return x + y
-
   def get_config(self):
     return {**super().get_config(), "norm": self.norm}
+
+
+def _normalise(norm, x, stats, training):
+  """ReLU(norm(x)): an instance norm with given or its own statistics, or a batch norm."""
+  if isinstance(norm, InstanceNorm):
+    return tf.nn.relu(norm(x, stats=stats))
+  return tf.nn.relu(norm(x, training=training))
 
 
 @keras.saving.register_keras_serializable(package="dped_tf")
@@ -52,7 +60,7 @@ class Generator(keras.Model):
     self.blocks = [ResidualBlock(norm, name=f"block{i}") for i in range(4)]
     self.conv10 = reference_conv(64, 3, activation="relu", name="conv10")
     self.conv11 = reference_conv(64, 3, activation="relu", name="conv11")
-    self.conv12 = reference_conv(3, 9, name="conv12")
+    self.conv12 = reference_conv(3, 9, name="conv12", conv_class=ShiftedSumConv2D)
 
   def build(self, input_shape):
     self.conv1.build(input_shape)
@@ -62,11 +70,55 @@ class Generator(keras.Model):
     self.conv12.build(shape)
 
   def call(self, images, training=False):
-    x = self.conv1(images)
-    for block in self.blocks:
-      x = block(x, training=training)
-    x = self.conv12(self.conv11(self.conv10(x)))
-    return tf.tanh(tf.cast(x, tf.float32)) * 0.58 + 0.5
+    return tiling.run_whole(self.tiling_stages(), images, training)
+
+  def segments(self):
+    """The forward pass cut before each of the 8 norms: 9 `tiling.Stage`s. Each block
+    is conv_a | norm_a, ReLU, conv_b | norm_b, ReLU, + input, next conv_a | ..."""
+    norms = self.norm_layers()
+    convs = [conv for b in self.blocks for conv in (b.conv_a, b.conv_b)]
+
+    def head(maps, stats, inside, training):
+      x = self.conv1(maps["image"])
+      return {"skip": x, "pre": convs[0](tiling.zero_outside(x, inside))}
+
+    def inner(k):  # norm k - 1, then conv k (inside a block)
+      def fn(maps, stats, inside, training):
+        y = _normalise(norms[k - 1], maps["pre"], stats, training)
+        return {"pre": convs[k](tiling.zero_outside(y, inside))}
+      return fn
+
+    def block_end(k):  # norm k - 1 closes a block: + its input, then the next block's conv_a
+      def fn(maps, stats, inside, training):
+        x = maps["skip"] + _normalise(norms[k - 1], maps["pre"], stats, training)
+        return {"skip": x, "pre": convs[k](tiling.zero_outside(x, inside))}
+      return fn
+
+    def tail(maps, stats, inside, training):
+      x = maps["skip"] + _normalise(norms[7], maps["pre"], stats, training)
+      for conv in (self.conv10, self.conv11, self.conv12):
+        x = conv(tiling.zero_outside(x, inside))
+      return {"rgb": tf.tanh(tf.cast(x, tf.float32)) * 0.58 + 0.5}
+
+    def stats_of(k):
+      return norms[k - 1] if isinstance(norms[k - 1], InstanceNorm) else None
+
+    pre = (("pre", 64),)
+    stages = [tiling.Stage(head, ("image",), (("skip", 64),) + pre, halo=4 + 1)]
+    for k in range(1, 8):
+      if k % 2:
+        stages.append(tiling.Stage(inner(k), ("pre",), pre, 1, stats_of(k), "pre"))
+      else:
+        stages.append(tiling.Stage(block_end(k), ("pre", "skip"), (("skip", 64),) + pre, 1,
+                                   stats_of(k), "pre"))
+    stages.append(tiling.Stage(tail, ("pre", "skip"), (("rgb", 3),), 1 + 1 + 4, stats_of(8),
+                               "pre"))
+    return stages
+
+  def tiling_stages(self):
+    """`segments` joined where no whole-image statistics are needed: 9 stages with
+    instance norm, 1 with batch norm."""
+    return tiling.cut_at_statistics(self.segments())
 
   def conv_layers(self):
     """The 12 convolutions in checkpoint order W1..W12."""
@@ -82,8 +134,10 @@ class Generator(keras.Model):
 
 
 def load_generator(path, kinds=None):
-  """A `Generator` saved as `.keras` (by `dped-tf train` or `import-checkpoint`);
-  `kinds`: the model classes accepted (default: `Generator` only)."""
+  """Any generator the project writes (`dped-tf train --model dped|johnson|srcnn`,
+  `import-checkpoint`, the demo), saved as `.keras`: a `Generator` (instance or batch
+  norm) or an `SRCNN`. `kinds`: the model classes accepted (default: both)."""
+  from dped_tf.modeling import baselines  # pylint: disable=import-outside-toplevel
   if not os.path.isfile(path):
     raise DpedError(f"{path}: model file not found")
   if not zipfile.is_zipfile(path):  # Keras would say "file not found"
@@ -93,7 +147,7 @@ def load_generator(path, kinds=None):
     model = keras.models.load_model(path, compile=False)
   except Exception as e:  # Keras raises many kinds for a bad archive
     raise DpedError(f"{path}: not a loadable .keras model ({str(e).splitlines()[0]})") from None
-  kinds = kinds or (Generator,)
+  kinds = kinds or (Generator, baselines.SRCNN)
   if not isinstance(model, kinds):
     wanted = " or ".join(k.__name__ for k in kinds)
     raise DpedError(f"{path}: holds a {type(model).__name__}, not a dped_tf {wanted}")

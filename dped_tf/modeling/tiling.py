@@ -1,0 +1,69 @@
+"""What exact tiled inference needs from a model (docs/method.md §1, 7).
+
+A model cuts its forward pass into `Stage`s, one cut before every normalisation that
+needs statistics of the whole image (instance norm). A stage reads named maps (the photo
+is "image"), keeps their spatial size (SAME convolutions) and writes named maps; the
+last writes "rgb". Run on a tile window with `halo` pixels of context around the tile,
+the window's centre is exact. `inside` ([1, h, w, 1], or None where the window lies in
+the image) zeroes what lies outside the image before every convolution, as SAME padding
+does for the whole image. The stage that starts with an instance norm takes that norm's
+per-channel (mean, variance) over the whole image of the map `norm_input`, which the
+tiled executor (dped_tf/inference.py) measures while an earlier stage writes it.
+The model's own `call` runs the same stages on the whole image, the norms measuring
+their own statistics: one source for the generator's math.
+"""
+
+import dataclasses
+from typing import Callable
+
+import tensorflow as tf
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+  """fn(maps, stats, inside, training) -> {name: map}; `writes`: ((name, channels), ...)."""
+  fn: Callable
+  reads: tuple
+  writes: tuple
+  halo: int
+  norm: object = None  # the InstanceNorm this stage opens with, given whole-image stats
+  norm_input: str = None  # the map those statistics are of
+
+
+def zero_outside(x, inside):
+  """`x` with the pixels outside the image set to zero (identity when `inside` is None)."""
+  return x if inside is None else x * tf.cast(inside, x.dtype)
+
+
+def chain(first, second):
+  """One stage running `first` then `second` (a cut that needs no statistics)."""
+  if second.norm is not None:
+    raise ValueError("a stage that needs whole-image statistics cannot be chained")
+
+  def fn(maps, stats, inside, training=False):
+    maps = {**maps, **first.fn(maps, stats, inside, training)}
+    return {**maps, **second.fn(maps, None, inside, training)}
+
+  reads = first.reads + tuple(n for n in second.reads
+                              if n not in first.reads and n not in dict(first.writes))
+  writes = tuple(w for w in first.writes if w[0] not in dict(second.writes)) + second.writes
+  return Stage(fn, reads, writes, first.halo + second.halo, first.norm, first.norm_input)
+
+
+def cut_at_statistics(segments):
+  """Segments joined wherever the next one needs no whole-image statistics."""
+  stages = [segments[0]]
+  for segment in segments[1:]:
+    if segment.norm is None:
+      stages[-1] = chain(stages[-1], segment)
+    else:
+      stages.append(segment)
+  return stages
+
+
+def run_whole(stages, images, training=False):
+  """The stages over whole images: what the model's `call` computes."""
+  maps = {"image": images}
+  for stage in stages:
+    maps.update(stage.fn(maps, None, None, training))
+  return maps["rgb"]

@@ -1,0 +1,71 @@
+"""`import dped_tf, keras` is enough to load every kind of `.keras` file the project
+writes, in a fresh process; `dped-tf --help` imports no TensorFlow."""
+
+import os
+import subprocess
+import sys
+
+from conftest import random_weights_model
+import numpy as np
+from skimage import data as skdata
+import tensorflow as tf
+
+from authors_graph import authors_generator
+import dped_tf
+from dped_tf import cli
+from dped_tf import fileio
+
+_LOAD = """
+import sys
+import dped_tf, keras
+import numpy as np
+image = np.load(sys.argv[1])
+for path in sys.argv[2:]:
+  model = keras.models.load_model(path, compile=False)
+  np.save(path + ".npy", model(image).numpy())
+"""
+
+
+def test_every_saved_kind_loads_in_a_fresh_process(tmp_path, capsys):
+  # What `train` (dped with instance or batch norm, johnson, srcnn; the demo trains through
+  # it) saves, with its writer, and what `import-checkpoint` writes.
+  models = {f"{kind}_{norm}": random_weights_model(kind, norm, seed=i)
+            for i, (kind, norm) in enumerate([("dped", "instance"), ("dped", "batch"),
+                                              ("srcnn", None)])}
+  paths = {}
+  for name, model in models.items():
+    paths[name] = str(tmp_path / f"{name}.keras")
+    fileio.save_keras_atomic(model, paths[name])
+  prefix = str(tmp_path / "authors")
+  graph = tf.Graph()
+  with graph.as_default():
+    authors_generator(tf.zeros([1, 8, 8, 3]), np.random.default_rng(2))
+    with tf.compat.v1.Session(graph=graph) as sess:
+      sess.run(tf.compat.v1.global_variables_initializer())
+      tf.compat.v1.train.Saver().save(sess, prefix, write_meta_graph=False)
+  paths["imported"] = str(tmp_path / "imported.keras")
+  assert cli.main(["dped-tf", "import-checkpoint", "--checkpoint", prefix, "--out",
+                   paths["imported"]]) == 0
+  capsys.readouterr()
+  from dped_tf.modeling.generator import load_generator  # pylint: disable=import-outside-toplevel
+  models["imported"] = load_generator(paths["imported"])
+
+  image = skdata.astronaut()[200:232, 180:220].astype(np.float32)[None] / 255
+  np.save(tmp_path / "image.npy", image)
+  proc = subprocess.run([sys.executable, "-c", _LOAD, str(tmp_path / "image.npy"),
+                         *paths.values()], capture_output=True, text=True, check=False)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  for name, model in models.items():
+    expected = model(image).numpy()
+    assert expected.std() > 0.02, name
+    np.testing.assert_allclose(np.load(paths[name] + ".npy"), expected, atol=1e-6,
+                               err_msg=name)
+
+
+def test_help_imports_no_tensorflow():
+  code = ("import sys; from dped_tf import cli; cli.main(['dped-tf', '--help']); "
+          "print(sorted({'tensorflow', 'keras'} & set(sys.modules)))")
+  proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        check=True, env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(dped_tf.__file__))})
+  assert "import-checkpoint" in proc.stdout
+  assert proc.stdout.strip().splitlines()[-1] == "[]"
