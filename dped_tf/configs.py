@@ -65,7 +65,7 @@ class LossConfig:
   w_mse: float = option(0.0, "Weight of the plain pixel MSE (Table 3 ablations).",
                         lower_bound=0.0)
   texture_form: str = option("reference", "Texture loss form: 'reference' (released "
-                             "code) or 'paper' (Eq. 4).", choices=TEXTURE_FORMS)
+                             "code) or 'paper' (Eq. 5).", choices=TEXTURE_FORMS)
   texture_warmup: int = option(0, "Iterations with the texture loss off "
                                "(docs/method.md §4 advice).", lower_bound=0)
 
