@@ -13,7 +13,7 @@ import urllib.request
 import zlib
 
 import cv2
-from inference_test import lively_generator
+from conftest import random_weights_model
 import numpy as np
 import pytest
 from selenium.webdriver.common.by import By
@@ -173,7 +173,7 @@ def _bomb_png(path):
 
 def test_uploaded_photo_comes_back_as_enhance_makes_it(tmp_path, capsys):
   model = str(tmp_path / "g.keras")
-  lively_generator().save(model)
+  random_weights_model().save(model)
   photo = str(tmp_path / "in" / "my photo.jpg")
   os.makedirs(os.path.dirname(photo))
   rgb = np.random.default_rng(0).integers(0, 256, (48, 64, 3), np.uint8)
