@@ -87,7 +87,8 @@ def main(fv, argv):
   if fv.threads:
     tf.config.threading.set_intra_op_parallelism_threads(fv.threads)
   enhancer = inference.Enhancer(load_generator(fv.model), fv.precision, jit_compile=fv.xla)
-  settings = inference.MemorySettings(fv.max_memory * 2**20, fv.tile, fv.mode, fv.tmp_dir)
+  settings = inference.MemorySettings(fv.max_memory * 2**20, fv.tile, fv.mode, fv.tmp_dir,
+                                      fv.side_by_side)
   os.makedirs(fv.out, exist_ok=True)
   for line in failures:
     print(f"dped-tf enhance: error: {line}", file=sys.stderr)
@@ -119,9 +120,11 @@ def _enhance_one(path, enhancer, settings, planned, fv):
   target = output_path(path, fv.out, fv.ext)
   _check_target(path, target, planned, fv.overwrite)
   planned.add(os.path.abspath(target))
-  photo = image_io.read_photo(path, settings.max_pixels())
+  photo = image_io.read_photo(path, settings.refusal)
   depth = image_io.output_depth(os.path.splitext(target)[1], photo.pixels.dtype)
   enhanced = inference.enhance(enhancer, photo.pixels, depth, settings)
+  if not fv.side_by_side:
+    photo.pixels = None  # the memory budget counts the input as released while encoding
   after = image_io.Photo(enhanced, photo.alpha, photo.exif, photo.icc)
   fileio.atomic_write_bytes(target, image_io.encode_photo(os.path.splitext(target)[1], after,
                                                       fv.quality))
