@@ -99,10 +99,11 @@ def _decode_pillow(path, im):
     im.load()
     has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
         im.mode == "P" and "transparency" in im.info)
+    # no converted copy when the mode already fits (the memory budget counts on it)
     if has_alpha:
-      rgba = np.asarray(im.convert("RGBA"))
+      rgba = np.asarray(im if im.mode == "RGBA" else im.convert("RGBA"))
       return np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
-    return np.asarray(im.convert("RGB")), None
+    return np.asarray(im if im.mode == "RGB" else im.convert("RGB")), None
   except Exception as e:  # truncated data, broken codec streams
     raise DpedError(f"{path}: corrupt or truncated image ({_first_line(e)})") from None
 

@@ -331,13 +331,15 @@ class _FileMap:
 # Whole-image inference: bytes per pixel of the float32 input and the live 64-channel maps.
 _WHOLE_BYTES_PER_PIXEL = 1536
 # Photo buffers, in units of one [H, W, 3] array at the photo's depth, at the peak of
-# each phase of `dped-tf enhance` (docs/method.md §7): decoding holds the file, the
-# decoder's array and one converted copy (3); tiling the input and the output (2, plus
-# one tile's float32 working set); encoding, with the input released, the output, its
-# channel-swapped copy and the encoded bytes twice, each at most the raw size (4). A
-# side-by-side comparison keeps the input and encodes a double-width copy (10).
-_ENCODE_ARRAYS = 4
-_ENCODE_ARRAYS_SIDE_BY_SIDE = 10
+# each phase of `dped-tf enhance` (docs/method.md §7), as measured (VmHWM) on a 12 MP
+# photo: decoding a JPEG holds Pillow's 4-byte pixels and the array twice (3.4 arrays);
+# tiling the input and the output (2, plus one tile's float32 working set); encoding,
+# with the input released, the output, its channel-swapped copy and the encoder's
+# buffers: 2.4 arrays for JPEG, 3.6-3.9 for PNG and LZW TIFF, 5.6 for WebP and for an
+# incompressible TIFF. A side-by-side comparison keeps the input and encodes a
+# double-width copy.
+_JPEG_ARRAYS = 4
+_OTHER_FORMAT_ARRAYS = 6
 _TILE_ARRAYS = 2
 
 
@@ -355,32 +357,38 @@ class MemorySettings:
   tmp_dir: str = None
   side_by_side: bool = False
 
-  def photo_bytes_per_pixel(self, channel_bytes=1):
-    """Peak bytes per pixel of the photo buffers (8-bit: 1 channel byte, 16-bit: 2)."""
-    arrays = _ENCODE_ARRAYS_SIDE_BY_SIDE if self.side_by_side else _ENCODE_ARRAYS
+  def photo_bytes_per_pixel(self, channel_bytes=1, ext=".jpg"):
+    """Peak bytes per pixel of the photo buffers (8-bit: 1 channel byte, 16-bit: 2)
+    when the output is written as `ext`."""
+    arrays = _JPEG_ARRAYS if ext.lower() in (".jpg", ".jpeg") else _OTHER_FORMAT_ARRAYS
+    if self.side_by_side:  # input, output, the comparison and its encoding
+      arrays = 2 + 2 * (arrays - 1)
     return arrays * 3 * channel_bytes
 
-  def max_pixels(self, channel_bytes=1):
-    """The largest photo whose buffers fit the budget while encoding, and whose input,
-    output and one tile's working set fit it while tiling."""
+  def max_pixels(self, channel_bytes=1, ext=".jpg"):
+    """The largest photo whose buffers fit the budget while decoding and encoding, and
+    whose input, output and one tile's working set fit it while tiling."""
     tiling = self.budget - _TilePlan.working_bytes_for(self.tile_side())
-    return max(0, min(self.budget // self.photo_bytes_per_pixel(channel_bytes),
+    return max(0, min(self.budget // self.photo_bytes_per_pixel(channel_bytes, ext),
                       tiling // (_TILE_ARRAYS * 3 * channel_bytes)))
 
-  def refusal(self, width, height, channel_bytes=1):
-    """Why a width x height photo cannot be enhanced within the budget, or None."""
-    if width * height <= self.max_pixels(channel_bytes):
+  def refusal(self, width, height, channel_bytes=1, ext=".jpg"):
+    """Why a width x height photo written as `ext` cannot be enhanced within the
+    budget, or None."""
+    pixels = width * height
+    if pixels <= self.max_pixels(channel_bytes, ext):
       return None
-    least = -(-width * height * self.photo_bytes_per_pixel(channel_bytes) // 2**20) * 2**20
+    per_pixel = self.photo_bytes_per_pixel(channel_bytes, ext)
+    least = -(-pixels * per_pixel // 2**20) * 2**20
     need = MemorySettings(budget=max(self.budget, least), tile=self.tile,
                           side_by_side=self.side_by_side)
-    while need.max_pixels(channel_bytes) < width * height:
+    while need.max_pixels(channel_bytes, ext) < pixels:
       need.budget += 64 * 2**20
-    return (f"{width}x{height} pixels ({width * height / 1e6:.0f} MP, {8 * channel_bytes}-bit) "
-            f"is over the {self.max_pixels(channel_bytes) / 1e6:.0f} MP that fit the memory "
-            f"budget of {self.budget // 2**20} MB (photo buffers: "
-            f"{self.photo_bytes_per_pixel(channel_bytes)} bytes per pixel); raise "
-            f"--max_memory to {need.budget // 2**20} or more")
+    return (f"{width}x{height} pixels ({pixels / 1e6:.0f} MP, {8 * channel_bytes}-bit) is "
+            f"over the {self.max_pixels(channel_bytes, ext) / 1e6:.0f} MP that fit the "
+            f"memory budget of {self.budget // 2**20} MB (photo buffers for {ext} output: "
+            f"{per_pixel} bytes per pixel); raise --max_memory to {need.budget // 2**20} "
+            f"or more")
 
   def tile_side(self):
     """Largest tile whose working set fits a quarter of the budget, within 64..512."""

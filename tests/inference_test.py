@@ -104,20 +104,23 @@ def test_auto_mode_and_tile_side_follow_the_budget():
 
 def test_memory_arithmetic_by_hand():
   """The default 1536 MB budget: tile side sqrt(1536 MB / 4 / (6 * 64 * 4)) - 12 = 500,
-  working set 6 * 512^2 * 256 B; photo buffers 4 (encoding) or 2 (tiling, plus the
-  working set) arrays of 3 channels: 12 B per pixel at 8 bits, 24 at 16 bits."""
+  working set 6 * 512^2 * 256 B; photo buffers of 3 channels: 4 arrays for JPEG output
+  (12 B per pixel at 8 bits, 24 at 16), 6 for other formats (18, 36), 2 while tiling
+  (plus the working set); side by side 2 + 2 * (4 - 1) = 8 arrays for JPEG."""
   budget = 1536 * 2**20
   default = inference.MemorySettings()
   assert default.tile_side() == 500
   tiling_8 = (budget - 6 * 512 * 512 * 256) // 6
   assert default.max_pixels(1) == min(budget // 12, tiling_8) == budget // 12
   assert default.max_pixels(2) == budget // 24
-  assert inference.MemorySettings(side_by_side=True).max_pixels(1) == budget // 30
-  assert default.refusal(12000, 9000, 1) is None  # 108 MP at 8 bits: 1.30e9 B of 1.61e9
-  # 16 bits: 12000 * 9000 * 24 B = 2471.9 MB -> 2472 MB
-  why = default.refusal(12000, 9000, 2)
-  assert "108 MP, 16-bit" in why and "--max_memory to 2472 " in why
-  assert inference.MemorySettings(budget=2472 * 2**20).refusal(12000, 9000, 2) is None
+  assert default.max_pixels(1, ".PNG") == budget // 18
+  assert default.max_pixels(2, ".tif") == budget // 36
+  assert inference.MemorySettings(side_by_side=True).max_pixels(1) == budget // 24
+  assert default.refusal(12000, 9000, 1, ".jpg") is None  # 108 MP: 1.30e9 B of 1.61e9
+  # PNG: 12000 * 9000 * 18 B = 1853.9 MB -> 1854 MB
+  why = default.refusal(12000, 9000, 1, ".png")
+  assert "108 MP, 8-bit" in why and "--max_memory to 1854 " in why
+  assert inference.MemorySettings(budget=1854 * 2**20).refusal(12000, 9000, 1, ".png") is None
   # 10 MB: tile 64 (clamped), working set 6 * 76^2 * 256 B, tiling limits the size
   small = inference.MemorySettings(budget=10 * 2**20)
   assert small.tile_side() == 64

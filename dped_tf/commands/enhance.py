@@ -120,8 +120,9 @@ def _enhance_one(path, enhancer, settings, planned, fv):
   target = output_path(path, fv.out, fv.ext)
   _check_target(path, target, planned, fv.overwrite)
   planned.add(os.path.abspath(target))
-  photo = image_io.read_photo(path, settings.refusal)
-  depth = image_io.output_depth(os.path.splitext(target)[1], photo.pixels.dtype)
+  ext = os.path.splitext(target)[1]
+  photo = image_io.read_photo(path, lambda w, h, b: settings.refusal(w, h, b, ext))
+  depth = image_io.output_depth(ext, photo.pixels.dtype)
   enhanced = inference.enhance(enhancer, photo.pixels, depth, settings)
   if not fv.side_by_side:
     photo.pixels = None  # the memory budget counts the input as released while encoding
