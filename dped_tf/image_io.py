@@ -48,9 +48,9 @@ class Photo:
   icc: bytes = None
 
 
-def read_photo(path, max_pixels=None):
-  """Reads `path` upright (EXIF orientation applied). Refuses images of more than
-  `max_pixels` pixels before decoding them."""
+def read_photo(path, size_check=None):
+  """Reads `path` upright (EXIF orientation applied). Before decoding, refuses images
+  for which `size_check(width, height, channel_bytes)` returns a reason (a string)."""
   _check_readable(path)
   try:
     im = Image.open(path)
@@ -58,9 +58,9 @@ def read_photo(path, max_pixels=None):
     raise DpedError(f"{path}: not a readable image ({_first_line(e)})") from None
   with im:
     width, height = im.size
-    if max_pixels is not None and width * height > max_pixels:
-      raise DpedError(f"{path}: {width}x{height} pixels ({width * height / 1e6:.0f} MP) is "
-                      f"over the {max_pixels / 1e6:.0f} MP that fit the memory budget")
+    why = size_check and size_check(width, height, _channel_bytes(im))
+    if why:
+      raise DpedError(f"{path}: {why}")
     exif = im.getexif()
     orientation = exif.get(_ORIENTATION, 1)
     icc = im.info.get("icc_profile") or None
@@ -100,15 +100,24 @@ def _opencv_decodes(im):
   return im.format == "TIFF"
 
 
+def _channel_bytes(im):
+  """Bytes per decoded channel, from the header: 2 for 16-bit PNG and TIFF, else 1."""
+  if im.format == "TIFF":
+    bits = im.tag_v2.get(258, (8,))
+    return 2 if max(bits if isinstance(bits, tuple) else (bits,)) > 8 else 1
+  return 2 if _opencv_decodes(im) else 1
+
+
 def _decode_pillow(path, im):
   try:
     im.load()
     has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
         im.mode == "P" and "transparency" in im.info)
+    # no converted copy when the mode already fits (the memory budget counts on it)
     if has_alpha:
-      rgba = np.asarray(im.convert("RGBA"))
+      rgba = np.asarray(im if im.mode == "RGBA" else im.convert("RGBA"))
       return np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
-    return np.asarray(im.convert("RGB")), None
+    return np.asarray(im if im.mode == "RGB" else im.convert("RGB")), None
   except Exception as e:  # truncated data, broken codec streams
     raise DpedError(f"{path}: corrupt or truncated image ({_first_line(e)})") from None
 

@@ -242,8 +242,12 @@ class _TilePlan:
 
   def working_bytes(self):
     """What one tile's stage needs at most: the tail's inputs and 4 maps in flight."""
+    return _TilePlan.working_bytes_for(self.th, self.tw)
+
+  @staticmethod
+  def working_bytes_for(th, tw=None):
     halo = 2 * _FINAL_HALO
-    return 6 * (self.th + halo) * (self.tw + halo) * _CH * 4
+    return 6 * (th + halo) * ((th if tw is None else tw) + halo) * _CH * 4
 
 
 class _Storage:
@@ -324,25 +328,67 @@ class _FileMap:
       self.fd = None
 
 
-# Bytes per pixel: photo buffers (decoded input, uint8/16 output, encoder copy) and
-# whole-image inference (the float32 input and the live 64-channel maps).
-_IMAGE_BYTES_PER_PIXEL = 16
+# Whole-image inference: bytes per pixel of the float32 input and the live 64-channel maps.
 _WHOLE_BYTES_PER_PIXEL = 1536
+# Photo buffers, in units of one [H, W, 3] array at the photo's depth, at the peak of
+# each phase of `dped-tf enhance` (docs/method.md §7), as measured (VmHWM) on a 12 MP
+# photo: decoding a JPEG holds Pillow's 4-byte pixels and the array twice (3.4 arrays);
+# tiling the input and the output (2, plus one tile's float32 working set); encoding,
+# with the input released, the output, its channel-swapped copy and the encoder's
+# buffers: 2.4 arrays for JPEG, 3.6-3.9 for PNG and LZW TIFF, 5.6 for WebP and for an
+# incompressible TIFF. A side-by-side comparison keeps the input and encodes a
+# double-width copy.
+_JPEG_ARRAYS = 4
+_OTHER_FORMAT_ARRAYS = 6
+_TILE_ARRAYS = 2
 
 
 @dataclasses.dataclass
 class MemorySettings:
   """How `enhance` may use memory: `budget` bytes for photo buffers and activations,
   the tile side (0: derived from the budget), the mode (auto: whole-image inference
-  when it fits the budget, else tiled) and the folder for activations over budget."""
+  when it fits the budget, else tiled), the folder for activations over budget, and
+  whether a side-by-side comparison is written too. Tiled inference keeps only uint8 or
+  uint16 photos in RAM (float32 per tile, maps between stages in files when over
+  budget), so the largest photo is set by the photo buffers, not the activations."""
   budget: int = 1536 * 2**20
   tile: int = 0
   mode: str = "auto"
   tmp_dir: str = None
+  side_by_side: bool = False
 
-  def max_pixels(self):
-    """The largest photo whose buffers take at most half the budget."""
-    return self.budget // (2 * _IMAGE_BYTES_PER_PIXEL)
+  def photo_bytes_per_pixel(self, channel_bytes=1, ext=".jpg"):
+    """Peak bytes per pixel of the photo buffers (8-bit: 1 channel byte, 16-bit: 2)
+    when the output is written as `ext`."""
+    arrays = _JPEG_ARRAYS if ext.lower() in (".jpg", ".jpeg") else _OTHER_FORMAT_ARRAYS
+    if self.side_by_side:  # input, output, the comparison and its encoding
+      arrays = 2 + 2 * (arrays - 1)
+    return arrays * 3 * channel_bytes
+
+  def max_pixels(self, channel_bytes=1, ext=".jpg"):
+    """The largest photo whose buffers fit the budget while decoding and encoding, and
+    whose input, output and one tile's working set fit it while tiling."""
+    tiling = self.budget - _TilePlan.working_bytes_for(self.tile_side())
+    return max(0, min(self.budget // self.photo_bytes_per_pixel(channel_bytes, ext),
+                      tiling // (_TILE_ARRAYS * 3 * channel_bytes)))
+
+  def refusal(self, width, height, channel_bytes=1, ext=".jpg"):
+    """Why a width x height photo written as `ext` cannot be enhanced within the
+    budget, or None."""
+    pixels = width * height
+    if pixels <= self.max_pixels(channel_bytes, ext):
+      return None
+    per_pixel = self.photo_bytes_per_pixel(channel_bytes, ext)
+    least = -(-pixels * per_pixel // 2**20) * 2**20
+    need = MemorySettings(budget=max(self.budget, least), tile=self.tile,
+                          side_by_side=self.side_by_side)
+    while need.max_pixels(channel_bytes, ext) < pixels:
+      need.budget += 64 * 2**20
+    return (f"{width}x{height} pixels ({pixels / 1e6:.0f} MP, {8 * channel_bytes}-bit) is "
+            f"over the {self.max_pixels(channel_bytes, ext) / 1e6:.0f} MP that fit the "
+            f"memory budget of {self.budget // 2**20} MB (photo buffers for {ext} output: "
+            f"{per_pixel} bytes per pixel); raise --max_memory to {need.budget // 2**20} "
+            f"or more")
 
   def tile_side(self):
     """Largest tile whose working set fits a quarter of the budget, within 64..512."""
@@ -351,9 +397,10 @@ class MemorySettings:
     side = int(math.sqrt(self.budget / 4 / (6 * _CH * 4))) - 2 * _FINAL_HALO
     return max(64, min(512, side))
 
-  def use_whole(self, height, width):
+  def use_whole(self, height, width, channel_bytes=1):
     if self.mode == "auto":
-      return height * width * (_WHOLE_BYTES_PER_PIXEL + _IMAGE_BYTES_PER_PIXEL) <= self.budget
+      per_pixel = _WHOLE_BYTES_PER_PIXEL + self.photo_bytes_per_pixel(channel_bytes)
+      return height * width * per_pixel <= self.budget
     return self.mode == "whole"
 
 
@@ -361,10 +408,11 @@ def enhance(enhancer, pixels, out_dtype, settings=None):
   """Enhances an [H, W, 3] uint8/uint16 photo; returns [H, W, 3] of `out_dtype`."""
   settings = settings or MemorySettings()
   height, width = pixels.shape[:2]
-  if settings.use_whole(height, width):
+  channel_bytes = pixels.dtype.itemsize
+  if settings.use_whole(height, width, channel_bytes):
     rgb = enhancer.whole(pixels[None].astype(np.float32) * _input_scale(pixels.dtype))[0]
     return np.rint(np.clip(rgb, 0.0, 1.0) * np.iinfo(out_dtype).max).astype(out_dtype)
   out = np.empty((height, width, 3), out_dtype)
-  activations = settings.budget - height * width * _IMAGE_BYTES_PER_PIXEL
+  activations = settings.budget - height * width * _TILE_ARRAYS * 3 * channel_bytes
   return enhancer.tiled(pixels, out, settings.tile_side(), activations,
                         settings.tmp_dir or tempfile.gettempdir())

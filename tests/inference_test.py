@@ -102,6 +102,57 @@ def test_auto_mode_and_tile_side_follow_the_budget():
   assert small.max_pixels() < 6000 * 4000 <= inference.MemorySettings().max_pixels()
 
 
+def test_memory_arithmetic_by_hand():
+  """The default 1536 MB budget: tile side sqrt(1536 MB / 4 / (6 * 64 * 4)) - 12 = 500,
+  working set 6 * 512^2 * 256 B; photo buffers of 3 channels: 4 arrays for JPEG output
+  (12 B per pixel at 8 bits, 24 at 16), 6 for other formats (18, 36), 2 while tiling
+  (plus the working set); side by side 2 + 2 * (4 - 1) = 8 arrays for JPEG."""
+  budget = 1536 * 2**20
+  default = inference.MemorySettings()
+  assert default.tile_side() == 500
+  tiling_8 = (budget - 6 * 512 * 512 * 256) // 6
+  assert default.max_pixels(1) == min(budget // 12, tiling_8) == budget // 12
+  assert default.max_pixels(2) == budget // 24
+  assert default.max_pixels(1, ".PNG") == budget // 18
+  assert default.max_pixels(2, ".tif") == budget // 36
+  assert inference.MemorySettings(side_by_side=True).max_pixels(1) == budget // 24
+  assert default.refusal(12000, 9000, 1, ".jpg") is None  # 108 MP: 1.30e9 B of 1.61e9
+  # PNG: 12000 * 9000 * 18 B = 1853.9 MB -> 1854 MB
+  why = default.refusal(12000, 9000, 1, ".png")
+  assert "108 MP, 8-bit" in why and "--max_memory to 1854 " in why
+  assert inference.MemorySettings(budget=1854 * 2**20).refusal(12000, 9000, 1, ".png") is None
+  # 10 MB: tile 64 (clamped), working set 6 * 76^2 * 256 B, tiling limits the size
+  small = inference.MemorySettings(budget=10 * 2**20)
+  assert small.tile_side() == 64
+  assert small.max_pixels(1) == (10 * 2**20 - 6 * 76 * 76 * 256) // 6 < 10 * 2**20 // 12
+  assert small.max_pixels(2) == (10 * 2**20 - 6 * 76 * 76 * 256) // 12
+
+
+def test_small_budget_reads_and_tiles_a_photo_near_its_limit(model, tmp_path):
+  """A 10 MB budget (as 108 MP to 1536 MB, scaled down): a 500x480 photo is read,
+  tiled with its maps in files and equals whole-image inference; a 16-bit photo of the
+  same size and an 8-bit one past the limit are refused with what to raise."""
+  import cv2  # pylint: disable=import-outside-toplevel
+  from dped_tf import image_io  # pylint: disable=import-outside-toplevel
+  from dped_tf.errors import DpedError  # pylint: disable=import-outside-toplevel
+  settings = inference.MemorySettings(budget=10 * 2**20, tmp_dir=str(tmp_path))
+  pixels = np.rint(photo(480, 500) * 255).astype(np.uint8)
+  assert 480 * 500 <= settings.max_pixels(1) < 480 * 500 * 2
+  cv2.imwrite(str(tmp_path / "ok.png"), pixels[..., ::-1])
+  cv2.imwrite(str(tmp_path / "deep.png"), pixels[..., ::-1].astype(np.uint16) * 257)
+  cv2.imwrite(str(tmp_path / "big.png"), np.zeros((600, 500, 3), np.uint8))
+  for name, bits in (("deep.png", 16), ("big.png", 8)):
+    with pytest.raises(DpedError, match=f"{name}: .* MP, {bits}-bit.*raise --max_memory to"):
+      image_io.read_photo(str(tmp_path / name), settings.refusal)
+  read = image_io.read_photo(str(tmp_path / "ok.png"), settings.refusal).pixels
+  np.testing.assert_array_equal(read, pixels)
+  enhancer = inference.Enhancer.from_model(model)
+  assert not settings.use_whole(480, 500)
+  got = inference.enhance(enhancer, read, np.uint8, settings)
+  expected = enhancer.whole(read[None].astype(np.float32) / 255)[0]
+  assert np.abs(got / 255 - np.clip(expected, 0, 1)).max() <= 1e-3 + 0.5 / 255
+
+
 def test_tiled_memory_stays_bounded(model, tmp_path):
   """1 MP in bfloat16 with a 64 MB budget: the peak RSS grows far less than the 4
   full-size maps (2 x 128 MB bfloat16, 2 x 256 MB float32) that staging in RAM holds."""

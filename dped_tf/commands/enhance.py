@@ -88,7 +88,7 @@ def main(fv, argv):
   if os.path.exists(fv.out) and not os.path.isdir(fv.out):
     raise DpedError(f"{fv.out}: output path exists and is not a folder")
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  enhancer, settings = load_enhancer(fv)
+  enhancer, settings = load_enhancer(fv, keep_input=fv.side_by_side)
   os.makedirs(fv.out, exist_ok=True)
   for line in failures:
     print(f"dped-tf enhance: error: {line}", file=sys.stderr)
@@ -113,8 +113,10 @@ def main(fv, argv):
   return 0
 
 
-def load_enhancer(fv):
-  """(Enhancer, MemorySettings) from the flags of `define_inference_flags`."""
+def load_enhancer(fv, keep_input=False):
+  """(Enhancer, MemorySettings) from the flags of `define_inference_flags`; `keep_input`:
+  the input's pixels stay in memory while the output is encoded (a comparison, a
+  preview), which the memory budget then counts."""
   # pylint: disable=import-outside-toplevel
   import tensorflow as tf
   from dped_tf import inference
@@ -122,7 +124,8 @@ def load_enhancer(fv):
   if fv.threads:
     tf.config.threading.set_intra_op_parallelism_threads(fv.threads)
   enhancer = inference.Enhancer(load_generator(fv.model), fv.precision, jit_compile=fv.xla)
-  settings = inference.MemorySettings(fv.max_memory * 2**20, fv.tile, fv.mode, fv.tmp_dir)
+  settings = inference.MemorySettings(fv.max_memory * 2**20, fv.tile, fv.mode, fv.tmp_dir,
+                                      side_by_side=keep_input)
   return enhancer, settings
 
 
@@ -138,16 +141,19 @@ def _enhance_one(path, enhancer, settings, planned, fv):
 
 
 def enhance_file(path, target, enhancer, settings, quality):
-  """One photo: read (refused over `settings.max_pixels()`), enhance, write `target`
-  atomically in its extension's format; returns the (before, after) `Photo`s.
+  """One photo: read (refused where it does not fit `settings`' memory budget), enhance,
+  write `target` atomically in its extension's format; returns the (before, after)
+  `Photo`s, the input's pixels released before encoding unless `settings.side_by_side`.
   The one per-photo path of `dped-tf enhance` and `dped-tf serve`."""
   # pylint: disable=import-outside-toplevel
   from dped_tf import image_io
   from dped_tf import inference
-  photo = image_io.read_photo(path, settings.max_pixels())
   ext = os.path.splitext(target)[1]
+  photo = image_io.read_photo(path, lambda w, h, b: settings.refusal(w, h, b, ext))
   depth = image_io.output_depth(ext, photo.pixels.dtype)
   enhanced = inference.enhance(enhancer, photo.pixels, depth, settings)
+  if not settings.side_by_side:
+    photo.pixels = None  # the memory budget counts the input as released while encoding
   after = image_io.Photo(enhanced, photo.alpha, photo.exif, photo.icc)
   fileio.atomic_write_bytes(target, image_io.encode_photo(ext, after, quality))
   return photo, after

@@ -66,23 +66,19 @@ class Enhancing:
 
   def _work(self):
     # pylint: disable=import-outside-toplevel
-    import numpy as np
-    from dped_tf import fileio, image_io
+    from dped_tf import image_io
     while True:
       job = self.jobs[self.queue.get()]
       job.state, job.started = "running", time.time()
       try:
-        before, after = self.enhance_file(job.upload, os.path.join(job.folder, job.name),
-                                          self.enhancer, self.settings, self.quality)
-        for label, photo in (("before", before), ("after", after)):
-          pixels = image_io.to_depth(photo.pixels, np.uint8)
-          scale = PREVIEW_SIDE / max(pixels.shape[:2])
-          if scale < 1:
-            import cv2
-            pixels = cv2.resize(pixels, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-          fileio.atomic_write_bytes(os.path.join(job.folder, f"{label}.jpg"),
-                                    image_io.encode_photo(".jpg", image_io.Photo(pixels), 92))
+        _, after = self.enhance_file(job.upload, os.path.join(job.folder, job.name),
+                                     self.enhancer, self.settings, self.quality)
         job.size = after.pixels.shape[1::-1]
+        _write_preview(job.folder, "after", after.pixels)
+        del after
+        # enhance_file released the input before encoding (so serve keeps enhance's
+        # memory budget and limits): it is read again for its preview.
+        _write_preview(job.folder, "before", image_io.read_photo(job.upload).pixels)
         job.state = "done"
       except DpedError as e:
         job.state, job.error = "error", str(e).replace(job.upload, job.name)
@@ -91,6 +87,20 @@ class Enhancing:
       except Exception as e:  # pylint: disable=broad-except
         job.state, job.error = "error", f"{job.name}: {type(e).__name__}: {e}".splitlines()[0]
       job.finished = time.time()
+
+
+def _write_preview(folder, label, pixels):
+  """<folder>/<label>.jpg: the photo at most PREVIEW_SIDE px on its longer side."""
+  # pylint: disable=import-outside-toplevel
+  import cv2
+  import numpy as np
+  from dped_tf import fileio, image_io
+  pixels = image_io.to_depth(pixels, np.uint8)
+  scale = PREVIEW_SIDE / max(pixels.shape[:2])
+  if scale < 1:
+    pixels = cv2.resize(pixels, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+  fileio.atomic_write_bytes(os.path.join(folder, f"{label}.jpg"),
+                            image_io.encode_photo(".jpg", image_io.Photo(pixels), 92))
 
 
 def create_app(enhancing, max_upload_bytes):

@@ -1,0 +1,213 @@
+"""`dped-tf enhance` end to end vs the generator alone (docs/method.md §7), one run.
+
+Prints the CPU model; the whole-image MPix/s of the generator on one 1280x720 photo in
+this process (`Enhancer.whole`, traced beforehand); the wall time of `dped-tf enhance`
+in a subprocess on one such JPEG and on a folder of N of them; the fixed cost of a
+photo (wall minus generator time: Python and TensorFlow start-up, model load, tracing,
+decoding, encoding); the folder's end-to-end MPix/s as a ratio to the whole-image
+MPix/s, and per extra photo (start-up paid once); the decode and encode times of one
+photo, which bound what overlapping them with compute could gain.
+
+Then a profile of exact tiled inference of the same photo at the default tile side, maps
+in files: time in the tile graphs (split into the bare convolutions, the instance norms
+and the tile moments, each timed alone over the same windows, and the rest: masking,
+residual adds, casts, slicing) against storage I/O (photo reads, file reads and writes)
+and the remaining Python.
+
+  python experiments/bench_enhance.py [--model G.keras] [--photos 4] [--precision float32]
+
+Without --model the generator has He-scaled random weights (tests/conftest.py). On CPUs
+without AMX/AVX512-BF16, bfloat16 is emulated: measure float32 there.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import collections
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [_ROOT, os.path.join(_ROOT, "tests")]
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from bench_inference import cpu_model  # noqa: E402
+from bench_inference import photo  # noqa: E402
+from conftest import random_weights_model  # noqa: E402
+from dped_tf import image_io  # noqa: E402
+from dped_tf import inference  # noqa: E402
+from dped_tf import precision  # noqa: E402
+from dped_tf.modeling.generator import load_generator  # noqa: E402
+from dped_tf.modeling.layers import InstanceNorm  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+HEIGHT, WIDTH = 720, 1280
+
+
+def enhance_wall(inputs, model_path, out, precision_name):
+  """Seconds of `dped-tf enhance INPUTS` in a fresh Python process."""
+  cmd = [sys.executable, "-m", "dped_tf.cli", "enhance", *inputs, "--model", model_path,
+         "--out", out, "--precision", precision_name]
+  start = time.perf_counter()
+  proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                        env={**os.environ, "PYTHONPATH": _ROOT})
+  elapsed = time.perf_counter() - start
+  if proc.returncode:
+    raise SystemExit(f"enhance failed: {proc.stderr.strip().splitlines()[-1:]}")
+  return elapsed
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--model", help="generator .keras (default: random He-scaled weights)")
+  parser.add_argument("--photos", type=int, default=4, help="photos in the folder")
+  parser.add_argument("--precision", default="float32")
+  parser.add_argument("--repeats", type=int, default=2, help="best of N generator runs")
+  args = parser.parse_args()
+  native = precision.cpu_has_bf16()
+  print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; bfloat16: "
+        + ("native" if native else "EMULATED (no AMX/AVX512-BF16): bf16 figures meaningless"))
+  mp = HEIGHT * WIDTH / 1e6
+  with tempfile.TemporaryDirectory() as work:
+    model_path = args.model
+    if not model_path:
+      model_path = os.path.join(work, "g.keras")
+      random_weights_model().save(model_path)
+    folder = os.path.join(work, "in")
+    os.makedirs(folder)
+    for i in range(args.photos):
+      cv2.imwrite(os.path.join(folder, f"p{i}.jpg"), photo(HEIGHT, WIDTH, seed=i)[..., ::-1],
+                  [cv2.IMWRITE_JPEG_QUALITY, 92])
+    first = os.path.join(folder, "p0.jpg")
+
+    enhancer = inference.Enhancer.from_model(load_generator(model_path), args.precision)
+    pixels = image_io.read_photo(first).pixels
+    x = pixels[None].astype(np.float32) / 255
+    enhancer.whole(x)  # trace
+    generator_s = float("inf")
+    for _ in range(args.repeats):
+      start = time.perf_counter()
+      enhancer.whole(x)
+      generator_s = min(generator_s, time.perf_counter() - start)
+    start = time.perf_counter()
+    pixels = image_io.read_photo(first).pixels
+    decode_s = time.perf_counter() - start
+    start = time.perf_counter()
+    image_io.encode_photo(".jpg", image_io.Photo(pixels))
+    encode_s = time.perf_counter() - start
+
+    profile = profile_tiled(enhancer.model, pixels, args.precision, work)
+    one_s = enhance_wall([first], model_path, os.path.join(work, "out1"), args.precision)
+    folder_s = enhance_wall([folder], model_path, os.path.join(work, "outN"), args.precision)
+
+  n = args.photos
+  whole = mp / generator_s
+  end_to_end = n * mp / folder_s
+  per_extra = (folder_s - one_s) / (n - 1) if n > 1 else float("nan")
+  print(f"model: {args.model or 'random (He-scaled) weights'}; precision {args.precision}; "
+        f"{WIDTH}x{HEIGHT} JPEG q92")
+  print(f"generator alone (whole image, traced): {generator_s:.2f} s = {whole:.3f} MPix/s")
+  print(f"decode {1e3 * decode_s:.0f} ms, encode {1e3 * encode_s:.0f} ms per photo "
+        f"({(decode_s + encode_s) / generator_s:.1%} of the generator time)")
+  print(f"dped-tf enhance, 1 photo: {one_s:.2f} s wall; fixed cost (wall - generator) "
+        f"{one_s - generator_s:.2f} s")
+  print(f"dped-tf enhance, folder of {n}: {folder_s:.2f} s wall = {end_to_end:.3f} MPix/s "
+        f"= {end_to_end / whole:.2f} x whole-image")
+  print(f"per extra photo in the folder: {per_extra:.2f} s = "
+        f"{generator_s / per_extra:.2f} x whole-image (start-up paid once)")
+  print_profile(profile, mp)
+
+
+def timed(fn, bucket, totals):
+  def wrapper(*args, **kwargs):
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    totals[bucket] += time.perf_counter() - start
+    return result
+  return wrapper
+
+
+def run_layers(layers, x):
+  for layer in layers:
+    x = layer(x)
+  return x
+
+
+def profile_tiled(model, pixels, precision_name, work):
+  """Seconds per part of `Enhancer.tiled` on `pixels` with its maps in files."""
+  enhancer = inference.Enhancer.from_model(model, precision_name)
+  tile = inference.MemorySettings().tile_side()
+  out = np.empty_like(pixels)
+  enhancer.tiled(pixels, out, tile, max_memory=1, tmp_dir=work)  # trace
+  totals = collections.defaultdict(float)
+  patches = [(inference._Photo, "read", "photo read"), (inference._FileMap, "read", "file read"),
+             (inference._FileMap, "write", "file write")]
+  originals = [(cls, name, getattr(cls, name)) for cls, name, _ in patches]
+  for cls, name, bucket in patches:
+    setattr(cls, name, timed(getattr(cls, name), bucket, totals))
+  enhancer._tile_fns = [timed(f, "tile graphs", totals) for f in enhancer._tile_fns]
+  try:
+    start = time.perf_counter()
+    enhancer.tiled(pixels, out, tile, max_memory=1, tmp_dir=work)
+    totals["total"] = time.perf_counter() - start
+  finally:
+    for cls, name, fn in originals:
+      setattr(cls, name, fn)
+  # The same windows through the bare convolutions, the norms and the moments alone.
+  convs = enhancer.model.conv_layers()
+  stage_convs = [convs[0:2]] + [[convs[k + 1]] for k in range(1, 8)] + [convs[9:12]]
+  norms = enhancer.model.norm_layers()
+  conv_fn = [tf.function(lambda x, layers=layers: run_layers(layers, x))
+             for layers in stage_convs]
+  norm_fn = tf.function(lambda x, norm, mean, var: norm(x, (mean, var)))
+  moments_fn = tf.function(InstanceNorm.partial_moments)
+  plan = inference._TilePlan(*pixels.shape[:2], tile)
+  dtype = enhancer.model.compute_dtype
+  zeros64 = tf.zeros([64])
+  for timing in (False, True):  # the first pass traces
+    for index, stage in enumerate(enhancer.stages):
+      h = stage.halo
+      shape = [1, plan.th + 2 * h, plan.tw + 2 * h, 3 if index == 0 else 64]
+      x = tf.random.uniform(shape, dtype=tf.float32)
+      x = tf.cast(x, dtype)
+      core = tf.cast(tf.random.uniform([1, plan.th, plan.tw, 64]), dtype)
+      for _ in range(plan.rows * plan.cols):
+        start = time.perf_counter()
+        conv_fn[index](x)
+        mid = time.perf_counter()
+        if index > 0:
+          norm_fn(x, norms[index - 1], zeros64, zeros64 + 1)
+        end = time.perf_counter()
+        if index < len(enhancer.stages) - 1:
+          moments_fn(core)
+        stop = time.perf_counter()
+        if timing:
+          totals["bare conv"] += mid - start
+          totals["norm"] += end - mid
+          totals["moments"] += stop - end
+  return totals
+
+
+def print_profile(totals, mp):
+  total = totals["total"]
+  io = totals["photo read"] + totals["file read"] + totals["file write"]
+  graphs = totals["tile graphs"]
+  rest = graphs - totals["bare conv"] - totals["norm"] - totals["moments"]
+  print(f"tiled profile ({mp:.2f} MP, maps in files): {total:.2f} s = {mp / total:.3f} MPix/s")
+  rows = [("tile graphs", graphs), ("  bare convolutions (timed alone)", totals["bare conv"]),
+          ("  instance norms (timed alone)", totals["norm"]),
+          ("  tile moments (timed alone)", totals["moments"]),
+          ("  rest: masking, adds, casts, slicing", rest),
+          ("storage I/O", io), ("  photo read", totals["photo read"]),
+          ("  file read", totals["file read"]), ("  file write", totals["file write"]),
+          ("other Python (loops, output quantisation)", total - graphs - io)]
+  for name, secs in rows:
+    print(f"  {name:<44} {secs:6.2f} s  {secs / total:6.1%}")
+
+
+if __name__ == "__main__":
+  main()
