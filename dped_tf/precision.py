@@ -13,6 +13,16 @@ POLICIES = tuple(POLICY_OF.values())
 CHOICES = ("auto", *POLICY_OF)
 
 
+def cpu_model():
+  """The CPU's model name from /proc/cpuinfo ("unknown CPU" where there is none): printed
+  beside every speed figure, since the machines differ."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      return next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+  except (OSError, StopIteration):
+    return "unknown CPU"
+
+
 def cpu_has_bf16():
   """True when the CPU multiplies bfloat16 natively (AMX or AVX512-BF16)."""
   try:

@@ -22,7 +22,6 @@ without AMX/AVX512-BF16, bfloat16 is emulated: measure float32 there.
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import collections
@@ -35,7 +34,7 @@ sys.path[:0] = [_ROOT, os.path.join(_ROOT, "tests")]
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bench_inference import cpu_model  # noqa: E402
+from bench_inference import run_timed  # noqa: E402
 from bench_inference import photo  # noqa: E402
 from conftest import random_weights_model  # noqa: E402
 from dped_tf import image_io  # noqa: E402
@@ -52,13 +51,7 @@ def enhance_wall(inputs, model_path, out, precision_name):
   """Seconds of `dped-tf enhance INPUTS` in a fresh Python process."""
   cmd = [sys.executable, "-m", "dped_tf.cli", "enhance", *inputs, "--model", model_path,
          "--out", out, "--precision", precision_name]
-  start = time.perf_counter()
-  proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
-                        env={**os.environ, "PYTHONPATH": _ROOT})
-  elapsed = time.perf_counter() - start
-  if proc.returncode:
-    raise SystemExit(f"enhance failed: {proc.stderr.strip().splitlines()[-1:]}")
-  return elapsed
+  return run_timed(cmd)[0]
 
 
 def main():
@@ -69,7 +62,7 @@ def main():
   parser.add_argument("--repeats", type=int, default=2, help="best of N generator runs")
   args = parser.parse_args()
   native = precision.cpu_has_bf16()
-  print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; bfloat16: "
+  print(f"CPU: {precision.cpu_model()}, {os.cpu_count()} cores; bfloat16: "
         + ("native" if native else "EMULATED (no AMX/AVX512-BF16): bf16 figures meaningless"))
   mp = HEIGHT * WIDTH / 1e6
   with tempfile.TemporaryDirectory() as work:

@@ -34,12 +34,16 @@ from dped_tf import precision  # noqa: E402
 from dped_tf.modeling.generator import load_generator  # noqa: E402
 
 
-def cpu_model():
-  with open("/proc/cpuinfo") as f:
-    for line in f:
-      if line.startswith("model name"):
-        return line.split(":", 1)[1].strip()
-  return "unknown CPU"
+def run_timed(cmd):
+  """Runs `cmd` (a dped_tf command line) with this checkout on PYTHONPATH: (seconds,
+  stdout); exits naming the command's last error line when it fails."""
+  start = time.perf_counter()
+  proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                        env={**os.environ, "PYTHONPATH": _ROOT})
+  elapsed = time.perf_counter() - start
+  if proc.returncode:
+    raise SystemExit(f"enhance failed: {proc.stderr.strip().splitlines()[-1:]}")
+  return elapsed, proc.stdout
 
 
 def photo(height, width, seed=1):
@@ -97,13 +101,8 @@ def rss_24mp(model_path, work):
   cv2.imwrite(src, photo(4000, 6000)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
   cmd = [sys.executable, "-c", _CHILD, src, "--model", model_path,
          "--out", os.path.join(work, "out"), "--tmp_dir", work]
-  start = time.perf_counter()
-  proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
-                        env={**os.environ, "PYTHONPATH": _ROOT})
-  elapsed = time.perf_counter() - start
-  if proc.returncode:
-    raise SystemExit(f"enhance failed: {proc.stderr.strip().splitlines()[-1:]}")
-  lines = proc.stdout.strip().splitlines()
+  elapsed, stdout = run_timed(cmd)
+  lines = stdout.strip().splitlines()
   peak_kb = int([l for l in lines if l.startswith("peak_rss_kb")][0].split()[1])
   return peak_kb / 1024, elapsed, lines[0]
 
@@ -119,7 +118,7 @@ def main():
   args = parser.parse_args()
   model = load_generator(args.model) if args.model else random_weights_model()
   native = precision.cpu_has_bf16()
-  print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; bfloat16: "
+  print(f"CPU: {precision.cpu_model()}, {os.cpu_count()} cores; bfloat16: "
         + ("native (AMX/AVX512-BF16)" if native else
            "EMULATED (no AMX/AVX512-BF16: oneDNN converts to float32; slow here)"))
   print(f"model: {args.model or 'random (He-scaled) weights'}")

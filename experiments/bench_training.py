@@ -20,15 +20,9 @@ import subprocess
 import sys
 import time
 
+from dped_tf.precision import cpu_model
+
 REFERENCE_TF1_SECONDS = 19.6
-
-
-def cpu_model():
-  try:
-    with open("/proc/cpuinfo") as f:
-      return next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
-  except (OSError, StopIteration):
-    return "unknown CPU"
 
 
 def measure(precision, iterations, batch_size, patch, xla, vgg_precision, loop):

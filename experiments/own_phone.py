@@ -24,6 +24,8 @@ import os
 import subprocess
 import sys
 
+from dped_tf.precision import cpu_model
+
 CLI = [sys.executable, "-m", "dped_tf.cli"]
 SOURCE, NEW = ("sony", "sony"), ("myphone", "midrange")  # (phone name, simulated camera)
 
@@ -53,12 +55,6 @@ def train(records, phone, model_dir, args, *extra):
 def last_metrics(model_dir):
   with open(os.path.join(model_dir, "metrics.jsonl")) as f:
     return json.loads(f.read().splitlines()[-1])
-
-
-def cpu_model():
-  with open("/proc/cpuinfo") as f:
-    names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-  return f"{names[0]} x {len(names)}" if names else "unknown"
 
 
 def main(argv=None):
@@ -91,7 +87,7 @@ def main(argv=None):
              for name in ("sony", "myphone_scratch", "myphone_finetuned")}
   report = "\n".join([
       f"# Own phone: simulated `{NEW[1]}` camera as `{NEW[0]}`, fine-tuned from `{SOURCE[0]}`",
-      "", f"CPU: {cpu_model()}; seconds per iteration: " + ", ".join(
+      "", f"CPU: {cpu_model()} x {os.cpu_count()}; seconds per iteration: " + ", ".join(
           f"{name} {value:.2f}" for name, value in seconds.items()) + ".",
       "", "DATA: the embedded sample (scikit-image photos through simulated cameras), not "
       "DPED. VGG fallback: `--vgg_weights none` (random weights), unused in training: the "
