@@ -15,6 +15,7 @@ unlinked temporary files otherwise, so that the resident memory is bounded by th
 size, not the photo size.
 """
 
+import collections
 import dataclasses
 import math
 import os
@@ -64,9 +65,9 @@ class Enhancer:
     def run(maps, stats, inside, valid):
       out = stage.fn(maps, stats, inside, False)
       h = stage.halo
-      cores = {n: out[n][:, h:tf.shape(out[n])[1] - h, h:tf.shape(out[n])[2] - h]
+      cores = {n: out[n][0, h:tf.shape(out[n])[1] - h, h:tf.shape(out[n])[2] - h]
                for n in keep}
-      moments = {n: InstanceNorm.partial_moments(cores[n][:, :valid[0], :valid[1]])
+      moments = {n: InstanceNorm.partial_moments(cores[n][None, :valid[0], :valid[1]])
                  for n in measure}
       return cores, moments
 
@@ -92,6 +93,7 @@ class Enhancer:
   def _run_stages(self, image, out, plan, storage):
     height, width = plan.height, plan.width
     maps = {"image": _Photo(image)}
+    windows = collections.defaultdict(_Window)  # one reused buffer per map name
     stats = {}
     peak = np.iinfo(out.dtype).max if out.dtype.kind == "u" else None
     for index, stage in enumerate(self.stages):
@@ -105,15 +107,14 @@ class Enhancer:
       h = stage.halo
       for y0, x0 in plan.tiles():
         window = (y0 - h, x0 - h, plan.th + 2 * h, plan.tw + 2 * h)
-        inputs = {n: maps[n].read(*window)[None] for n in stage.reads}
+        inputs = {n: maps[n].read(*window, windows[n])[None] for n in stage.reads}
         valid = (min(plan.th, height - y0), min(plan.tw, width - x0))
         cores, moments = self._tile_fns[index](inputs, norm_stats,
                                                _inside(window, height, width),
                                                tf.constant(valid))
         for name, core in cores.items():
-          core = core.numpy()[0]
           if name == "rgb":
-            rgb = core[:valid[0], :valid[1]]
+            rgb = np.asarray(core)[:valid[0], :valid[1]]
             if peak is not None:
               rgb = np.rint(np.clip(rgb, 0.0, 1.0) * peak)
             out[y0:y0 + valid[0], x0:x0 + valid[1]] = rgb
@@ -122,16 +123,14 @@ class Enhancer:
             written[name] = storage.new(core.shape[-1], core.dtype)
           written[name].write(y0, x0, core)
         for name, m in moments.items():
-          measured[name].add(*m)
+          measured[name].add(*(np.asarray(v) for v in m))
       for name in self._plan.release[index]:
-        maps.pop(name).close()
+        storage.recycle(maps.pop(name))
       for name, target in written.items():
         if name in maps:
-          maps[name].close()
+          storage.recycle(maps[name])
         maps[name] = target
       stats.update(measured)
-    for m in maps.values():
-      m.close()
 
 
 class _StagePlan:
@@ -183,7 +182,7 @@ class _Photo:
   def __init__(self, pixels):
     self.pixels, self.scale = pixels, _input_scale(pixels.dtype)
 
-  def read(self, y0, x0, h, w):
+  def read(self, y0, x0, h, w, window=None):  # pylint: disable=unused-argument
     return _read_array(self.pixels, y0, x0, h, w).astype(np.float32) * np.float32(self.scale)
 
   def close(self):
@@ -251,12 +250,14 @@ class _TilePlan:
 
 
 class _Storage:
-  """Creates [H, W, C] maps in RAM or in unlinked files under `tmp_dir`."""
+  """Creates [H, W, C] maps in RAM or in unlinked files under
+  `tmp_dir`, and recycles the maps a stage no longer needs for the next stage's
+  outputs: no map is allocated (and its pages faulted in) twice."""
 
   def __init__(self, height, width, tmp_dir):
     self.shape = (height, width)
     self.tmp_dir = tmp_dir
-    self.maps = []
+    self.maps, self.free = [], []
 
   def __enter__(self):
     return self
@@ -266,27 +267,71 @@ class _Storage:
       m.close()
 
   def new(self, channels, dtype):
-    shape = (*self.shape, channels)
+    shape, dtype = (*self.shape, channels), tf.as_dtype(dtype)
+    for m in self.free:
+      if (m.shape, m.dtype) == (shape, dtype):
+        self.free.remove(m)
+        return m
     m = _FileMap(shape, dtype, self.tmp_dir) if self.tmp_dir else _RamMap(shape, dtype)
     self.maps.append(m)
     return m
 
+  def recycle(self, m):
+    if m in self.maps:
+      self.free.append(m)
+
 
 class _RamMap:
+  """A map in a NumPy array."""
 
   def __init__(self, shape, dtype):
-    self.array = np.empty(shape, dtype)
+    self.shape, self.dtype = shape, dtype
+    self.array = np.empty(shape, dtype.as_numpy_dtype)
 
-  def read(self, y0, x0, h, w):
-    return _read_array(self.array, y0, x0, h, w)
+  def read(self, y0, x0, h, w, window):
+    buf = window.buffer(y0, x0, h, w, self.shape, self.array.dtype)
+    ys, ye = max(y0, 0), min(y0 + h, self.shape[0])
+    xs, xe = max(x0, 0), min(x0 + w, self.shape[1])
+    if ys < ye and xs < xe:
+      buf[ys - y0:ye - y0, xs - x0:xe - x0] = self.array[ys:ye, xs:xe]
+    return _as_tensor(buf)
 
   def write(self, y0, x0, core):
-    h = min(core.shape[0], self.array.shape[0] - y0)
-    w = min(core.shape[1], self.array.shape[1] - x0)
-    self.array[y0:y0 + h, x0:x0 + w] = core[:h, :w]
+    h = min(core.shape[0], self.shape[0] - y0)
+    w = min(core.shape[1], self.shape[1] - x0)
+    self.array[y0:y0 + h, x0:x0 + w] = np.asarray(core)[:h, :w]
 
   def close(self):
     self.array = None
+
+
+class _Window:
+  """A reused 64-byte-aligned buffer for windows of a map, zeroed where a window leaves
+  the image (as SAME padding does): no window allocates (and faults in) new pages."""
+
+  def __init__(self):
+    self.array = None
+
+  def buffer(self, y0, x0, h, w, shape, dtype):
+    if self.array is None or self.array.shape != (h, w, shape[2]) or self.array.dtype != dtype:
+      size = h * w * shape[2] * dtype.itemsize
+      raw = np.empty(size + 64, np.uint8)
+      start = -raw.ctypes.data % 64
+      self.array = raw[start:start + size].view(dtype).reshape(h, w, shape[2])
+    if y0 < 0 or x0 < 0 or y0 + h > shape[0] or x0 + w > shape[1]:
+      self.array.fill(0)
+    return self.array
+
+
+def _as_tensor(array):
+  """A tensor sharing an aligned array's memory (TensorFlow copies any other NumPy
+  input). The array must not change while the tensor is in use: windows are reused
+  only after the tile graph that read them has returned. DLPack has no bfloat16: those
+  travel as uint16 and are bit-cast back, which copies nothing either."""
+  if array.dtype == tf.bfloat16.as_numpy_dtype:
+    bits = tf.experimental.dlpack.from_dlpack(array.view(np.uint16).__dlpack__())
+    return tf.bitcast(bits, tf.bfloat16)
+  return tf.experimental.dlpack.from_dlpack(array.__dlpack__())
 
 
 class _FileMap:
@@ -294,9 +339,10 @@ class _FileMap:
   pwrite (no mmap: file pages never count as the process's resident memory)."""
 
   def __init__(self, shape, dtype, tmp_dir):
-    self.shape, self.dtype = shape, np.dtype(dtype)
-    self.row = shape[1] * shape[2] * self.dtype.itemsize
-    self.pixel = shape[2] * self.dtype.itemsize
+    self.shape, self.dtype = shape, dtype
+    self.item = np.dtype(dtype.as_numpy_dtype)
+    self.row = shape[1] * shape[2] * self.item.itemsize
+    self.pixel = shape[2] * self.item.itemsize
     try:
       fd, path = tempfile.mkstemp(prefix="dped-tiles-", dir=tmp_dir)
       os.unlink(path)
@@ -305,22 +351,22 @@ class _FileMap:
       raise DpedError(f"{tmp_dir}: cannot create a temporary tile file ({e.strerror})") from None
     self.fd = fd
 
-  def read(self, y0, x0, h, w):
-    buf = np.zeros((h, w, self.shape[2]), self.dtype)
+  def read(self, y0, x0, h, w, window):
+    buf = window.buffer(y0, x0, h, w, self.shape, self.item)
     ys, ye = max(y0, 0), min(y0 + h, self.shape[0])
     xs, xe = max(x0, 0), min(x0 + w, self.shape[1])
     raw = buf.view(np.uint8).reshape(h, w * self.pixel)
     for y in range(ys, ye):
       view = raw[y - y0, (xs - x0) * self.pixel:(xe - x0) * self.pixel]
       os.preadv(self.fd, [view], y * self.row + xs * self.pixel)
-    return buf
+    return _as_tensor(buf)
 
   def write(self, y0, x0, core):
     h = min(core.shape[0], self.shape[0] - y0)
     w = min(core.shape[1], self.shape[1] - x0)
-    raw = np.ascontiguousarray(core[:h, :w]).view(np.uint8).reshape(h, w * self.pixel)
+    rows = np.asarray(core)[:h, :w].view(np.uint8).reshape(h, w * self.pixel)
     for r in range(h):
-      os.pwritev(self.fd, [raw[r]], (y0 + r) * self.row + x0 * self.pixel)
+      os.pwritev(self.fd, [rows[r]], (y0 + r) * self.row + x0 * self.pixel)
 
   def close(self):
     if self.fd is not None:

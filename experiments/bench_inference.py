@@ -1,6 +1,9 @@
 """Inference benchmark (docs/method.md §1, 7), everything side by side in one process.
 
-Prints the CPU model; whole-image (`model(x)`) and exact tiled MPix/s at 1 MP and 4 MP,
+Prints the CPU model; the convolution peak of this CPU in each precision (one 3x3
+64->64 conv over the image, as generator MPix/s at 0.8 MFLOP per pixel) and the
+whole-image speed as a fraction of it; whole-image (`model(x)`) and exact tiled MPix/s
+at 1 MP and 4 MP, tiled as a ratio to whole (target >= 0.85),
 float32 and bfloat16, each as a ratio to an independent TF1-style graph of the same
 generator (plain `tf.nn` ops on the raw checkpoint variables, tests/authors_graph.py)
 run in float32 in the same process; PSNR of tiled vs whole-image and of bfloat16 vs
@@ -70,6 +73,23 @@ def seconds(fn, repeats):
 def psnr(a, b):
   mse = np.mean((np.clip(a, 0, 1).astype(np.float64) - np.clip(b, 0, 1)) ** 2)
   return float("inf") if mse == 0 else 10 * np.log10(1 / mse)
+
+
+# FLOP per output pixel of the DPED generator: conv1 and conv12 (9x9, 3 <-> 64 channels)
+# and ten 3x3 64 -> 64 convolutions.
+GENERATOR_FLOP_PER_PIXEL = 2 * (2 * 81 * 3 * 64 + 10 * 9 * 64 * 64)
+
+
+def conv_peak(side, compute_dtype, repeats):
+  """Generator-equivalent MPix/s of the CPU's 3x3 64 -> 64 convolution rate."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  x = tf.cast(tf.random.uniform([1, side, side, 64]), compute_dtype)
+  kernel = tf.cast(tf.random.normal([3, 3, 64, 64], stddev=0.05), compute_dtype)
+  conv = tf.function(lambda x: tf.nn.relu(tf.nn.conv2d(x, kernel, 1, "SAME")))
+  conv(x)
+  _, t = seconds(lambda: conv(x).numpy(), repeats)
+  flop_per_s = 2 * 9 * 64 * 64 * side * side / t
+  return flop_per_s / GENERATOR_FLOP_PER_PIXEL / 1e6
 
 
 def warm_up(enhancer, tile):
@@ -148,21 +168,29 @@ def main():
       print(f"  ... {side}x{side} {p} done", flush=True)
     _, t_graph_after = seconds(lambda: graph(x), 1)  # the load may have changed meanwhile
     graph_speed = mp / min(t_graph, t_graph_after)
+    peaks = {p: conv_peak(side, e.model.compute_dtype, args.repeats)
+             for p, e in enhancers.items()}
     rows.append((side, graph_speed, speeds, outputs,
-                 psnr(next(iter(outputs.values()))[0], reference[0])))
+                 psnr(next(iter(outputs.values()))[0], reference[0]), peaks))
 
   print(f"\nMPix/s and ratio to the TF1 graph's float32 speed (tiled: tile {tile}, budget "
         f"{settings.budget >> 20} MB):")
   print(f"  {'size':>9} {'TF1 fp32':>9} | " + " | ".join(
       f"{'whole ' + p:>18} {'tiled ' + p:>18}" for p in enhancers))
-  for side, graph_speed, speeds, _, _ in rows:
+  for side, graph_speed, speeds, _, _, _ in rows:
     print(f"  {side}x{side:<4} {graph_speed:9.3f} | " + " | ".join(
         " ".join(f"{f'{s:7.3f} ({s / graph_speed:4.2f}x)':>18}" for s in speeds[p])
         for p in enhancers))
   print("  (issue 10 on a 2-core Xeon with AMX: whole fp32 1.18x, whole bf16 2.2x, "
         "tiled bf16 0.95x)")
+  print("\nAgainst the targets (whole / conv peak: fp32 >= 0.9, bf16 >= 0.85; "
+        "tiled / whole >= 0.85):")
+  for side, _, speeds, _, _, peaks in rows:
+    print(f"  {side}x{side}: " + "; ".join(
+        f"{p} conv peak {peaks[p]:.3f} MPix/s, whole/peak {speeds[p][0] / peaks[p]:.2f}, "
+        f"tiled/whole {speeds[p][1] / speeds[p][0]:.2f}" for p in enhancers))
   print("\nPSNR (dB):")
-  for side, _, _, outputs, vs_graph in rows:
+  for side, _, _, outputs, vs_graph, _ in rows:
     line = [f"tiled vs whole {p} {psnr(t, w):.1f}" for p, (w, t) in outputs.items()]
     if len(outputs) == 2:
       line.append(f"whole bfloat16 vs float32 {psnr(outputs['bfloat16'][0], outputs['float32'][0]):.1f}")
