@@ -57,19 +57,17 @@ class Enhancer:
     return self._whole(tf.convert_to_tensor(images, tf.float32)).numpy()
 
   def _tile_fn(self, index):
-    """Stage `index` on one window: the tile cores of the maps kept, and the moments of
-    the maps a later norm needs, over the core's part inside the image (`valid`)."""
+    """Stage `index` on one window: the whole output windows of the maps kept (bfloat16
+    as its bits, which NumPy can view), and the moments of the maps a later norm needs
+    over the tile's core (`core`: top, left, height, width inside the window)."""
     stage = self.stages[index]
     keep, measure = self._plan.keep[index], self._plan.measure[index]
 
-    def run(maps, stats, inside, valid):
-      out = stage.fn(maps, stats, inside, False)
-      h = stage.halo
-      cores = {n: out[n][0, h:tf.shape(out[n])[1] - h, h:tf.shape(out[n])[2] - h]
-               for n in keep}
-      moments = {n: InstanceNorm.partial_moments(cores[n][None, :valid[0], :valid[1]])
-                 for n in measure}
-      return cores, moments
+    def run(maps, stats, core):
+      out = stage.fn(maps, stats, False)
+      moments = {n: InstanceNorm.partial_moments(
+          out[n][:, core[0]:core[0] + core[2], core[1]:core[1] + core[3]]) for n in measure}
+      return {n: _to_bits(out[n]) for n in keep}, moments
 
     return run
 
@@ -86,51 +84,56 @@ class Enhancer:
     item = np.dtype(tf.as_dtype(self.model.compute_dtype).as_numpy_dtype).itemsize
     maps = height * width * self._plan.peak_channels * item
     on_disk = max_memory is not None and maps > max_memory - plan.working_bytes()
-    with _Storage(height, width, tmp_dir if on_disk else None) as storage:
-      self._run_stages(image, out, plan, storage)
+    self._run_stages(image, out, plan, tmp_dir if on_disk else None)
     return out
 
-  def _run_stages(self, image, out, plan, storage):
-    height, width = plan.height, plan.width
+  def _run_stages(self, image, out, plan, tmp_dir):
+    """Every stage over every tile. A tile's window is its core plus the stage's halo,
+    clipped to the image; the maps a stage writes keep its output windows in RAM (views
+    of TensorFlow's outputs, no copy; `_TileMap`) or their cores in files (`_FileMap`)."""
     maps = {"image": _Photo(image)}
-    windows = collections.defaultdict(_Window)  # one reused buffer per map name
+    windows = collections.defaultdict(_Window)  # one reused input buffer per map name
     stats = {}
     peak = np.iinfo(out.dtype).max if out.dtype.kind == "u" else None
-    for index, stage in enumerate(self.stages):
-      norm_stats = None
-      if stage.norm is not None:
-        moments = stats[stage.norm_input]
-        norm_stats = (tf.constant(moments.mean, tf.float32),
-                      tf.constant(moments.m2 / moments.n, tf.float32))
-      written = {}
-      measured = {n: _Moments() for n in self._plan.measure[index]}
-      h = stage.halo
-      for y0, x0 in plan.tiles():
-        window = (y0 - h, x0 - h, plan.th + 2 * h, plan.tw + 2 * h)
-        inputs = {n: maps[n].read(*window, windows[n])[None] for n in stage.reads}
-        valid = (min(plan.th, height - y0), min(plan.tw, width - x0))
-        cores, moments = self._tile_fns[index](inputs, norm_stats,
-                                               _inside(window, height, width),
-                                               tf.constant(valid))
-        for name, core in cores.items():
-          if name == "rgb":
-            rgb = np.asarray(core)[:valid[0], :valid[1]]
-            if peak is not None:
-              rgb = np.rint(np.clip(rgb, 0.0, 1.0) * peak)
-            out[y0:y0 + valid[0], x0:x0 + valid[1]] = rgb
-            continue
-          if name not in written:
-            written[name] = storage.new(core.shape[-1], core.dtype)
-          written[name].write(y0, x0, core)
-        for name, m in moments.items():
-          measured[name].add(*(np.asarray(v) for v in m))
-      for name in self._plan.release[index]:
-        storage.recycle(maps.pop(name))
-      for name, target in written.items():
-        if name in maps:
-          storage.recycle(maps[name])
-        maps[name] = target
-      stats.update(measured)
+    dtype = tf.as_dtype(self.model.compute_dtype)
+    files = _FilePool(plan, dtype, tmp_dir) if tmp_dir else None
+    try:
+      for index, stage in enumerate(self.stages):
+        norm_stats = None
+        if stage.norm is not None:
+          moments = stats[stage.norm_input]
+          norm_stats = (tf.constant(moments.mean, tf.float32),
+                        tf.constant(moments.m2 / moments.n, tf.float32))
+        written = {n: files.new(c) if files else _TileMap(plan, c, dtype)
+                   for n, c in stage.writes if n in self._plan.keep[index] and n != "rgb"}
+        measured = {n: _Moments() for n in self._plan.measure[index]}
+        for core in plan.tiles():
+          window = plan.window(core, stage.halo)
+          inputs = {n: maps[n].read(window, windows[n]) for n in stage.reads}
+          box = (core[0] - window[0], core[1] - window[1], core[2] - core[0],
+                 core[3] - core[1])
+          kept, moments = self._tile_fns[index](inputs, norm_stats, tf.constant(box))
+          for name, tensor in kept.items():
+            view = np.from_dlpack(tensor)[0, box[0]:box[0] + box[2], box[1]:box[1] + box[3]]
+            if name == "rgb":
+              out[core[0]:core[2], core[1]:core[3]] = (
+                  view if peak is None else np.rint(np.clip(view, 0.0, 1.0) * peak))
+            else:
+              written[name].write(core, view)
+          for name, m in moments.items():
+            measured[name].add(*(np.asarray(v) for v in m))
+        for name in self._plan.release[index]:
+          maps.pop(name).close()
+        for name, target in written.items():
+          if name in maps:
+            maps[name].close()
+          maps[name] = target
+        stats.update(measured)
+    finally:
+      for m in maps.values():
+        m.close()
+      if files:
+        files.close()
 
 
 class _StagePlan:
@@ -165,25 +168,36 @@ class _StagePlan:
                                + sum(channels[n] for n in twice))
 
 
-def _inside(window, height, width):
-  """[1, h, w, 1] float32 mask of the window's pixels inside the image; None when the
-  window lies wholly inside it."""
-  y0, x0, h, w = window
-  if y0 >= 0 and x0 >= 0 and y0 + h <= height and x0 + w <= width:
-    return None
-  rows = (np.arange(y0, y0 + h) >= 0) & (np.arange(y0, y0 + h) < height)
-  cols = (np.arange(x0, x0 + w) >= 0) & (np.arange(x0, x0 + w) < width)
-  return (rows[:, None] & cols[None, :]).astype(np.float32)[None, :, :, None]
+def _to_bits(x):
+  """bfloat16 as uint16 (the same bytes; NumPy has no bfloat16 for DLPack), else `x`."""
+  return tf.bitcast(x, tf.uint16) if x.dtype == tf.bfloat16 else x
+
+
+def _storage_dtype(dtype):
+  """The NumPy dtype holding a map of TensorFlow `dtype` (bfloat16: its uint16 bits)."""
+  return np.dtype(np.uint16) if dtype == tf.bfloat16 else np.dtype(dtype.as_numpy_dtype)
+
+
+def _as_tensor(array, dtype):
+  """A [1, h, w, C] tensor of `dtype` sharing an aligned array's memory (TensorFlow
+  copies any other NumPy input; bfloat16 travels as its uint16 bits, bit-cast back
+  without a copy). The array must not change while the tensor is in use: windows are
+  reused only after the tile graph that read them has returned."""
+  tensor = tf.experimental.dlpack.from_dlpack(array[None].__dlpack__())
+  return tf.bitcast(tensor, tf.bfloat16) if dtype == tf.bfloat16 else tensor
 
 
 class _Photo:
-  """The input photo as a map: float32 in [0, 1], zeros outside."""
+  """The input photo as a map: float32 in [0, 1]."""
 
   def __init__(self, pixels):
-    self.pixels, self.scale = pixels, _input_scale(pixels.dtype)
+    self.pixels, self.scale = pixels, np.float32(_input_scale(pixels.dtype))
 
-  def read(self, y0, x0, h, w, window=None):  # pylint: disable=unused-argument
-    return _read_array(self.pixels, y0, x0, h, w).astype(np.float32) * np.float32(self.scale)
+  def read(self, window, buffer):
+    y0, x0, y1, x1 = window
+    buf = buffer.get(y1 - y0, x1 - x0, self.pixels.shape[2], np.dtype(np.float32))
+    np.multiply(self.pixels[y0:y1, x0:x1], self.scale, out=buf)
+    return _as_tensor(buf, tf.float32)
 
   def close(self):
     self.pixels = None
@@ -191,18 +205,6 @@ class _Photo:
 
 def _input_scale(dtype):
   return 1.0 / np.iinfo(dtype).max if np.dtype(dtype).kind == "u" else 1.0
-
-
-def _read_array(array, y0, x0, h, w):
-  """array[y0:y0+h, x0:x0+w] with zeros where the window leaves the array."""
-  ys, ye = max(y0, 0), min(y0 + h, array.shape[0])
-  xs, xe = max(x0, 0), min(x0 + w, array.shape[1])
-  if (ys, ye, xs, xe) == (y0, y0 + h, x0, x0 + w):
-    return np.ascontiguousarray(array[ys:ye, xs:xe])
-  buf = np.zeros((h, w) + array.shape[2:], array.dtype)
-  if ys < ye and xs < xe:
-    buf[ys - y0:ye - y0, xs - x0:xe - x0] = array[ys:ye, xs:xe]
-  return buf
 
 
 class _Moments:
@@ -224,7 +226,7 @@ class _Moments:
 
 
 class _TilePlan:
-  """Tiles of th x tw covering the image."""
+  """Tiles of th x tw covering the image; a tile's core is (y0, x0, y1, x1)."""
 
   def __init__(self, height, width, tile):
     if tile < 1:
@@ -232,12 +234,24 @@ class _TilePlan:
     self.height, self.width = height, width
     rows, cols = math.ceil(height / tile), math.ceil(width / tile)
     self.th, self.tw = math.ceil(height / rows), math.ceil(width / cols)
-    self.rows, self.cols = rows, cols
 
   def tiles(self):
-    for i in range(self.rows):
-      for j in range(self.cols):
-        yield i * self.th, j * self.tw
+    for y0 in range(0, self.height, self.th):
+      for x0 in range(0, self.width, self.tw):
+        yield y0, x0, min(y0 + self.th, self.height), min(x0 + self.tw, self.width)
+
+  def window(self, core, halo):
+    """The core grown by `halo` on every side, clipped to the image."""
+    y0, x0, y1, x1 = core
+    return (max(y0 - halo, 0), max(x0 - halo, 0), min(y1 + halo, self.height),
+            min(x1 + halo, self.width))
+
+  def cores_in(self, window):
+    """The cores that overlap `window`."""
+    y0, x0, y1, x1 = window
+    for ty in range(y0 // self.th * self.th, y1, self.th):
+      for tx in range(x0 // self.tw * self.tw, x1, self.tw):
+        yield ty, tx, min(ty + self.th, self.height), min(tx + self.tw, self.width)
 
   def working_bytes(self):
     """What one tile's stage needs at most: the tail's inputs and 4 maps in flight."""
@@ -249,128 +263,108 @@ class _TilePlan:
     return 6 * (th + halo) * ((th if tw is None else tw) + halo) * _CH * 4
 
 
-class _Storage:
-  """Creates [H, W, C] maps in RAM or in unlinked files under
-  `tmp_dir`, and recycles the maps a stage no longer needs for the next stage's
-  outputs: no map is allocated (and its pages faulted in) twice."""
-
-  def __init__(self, height, width, tmp_dir):
-    self.shape = (height, width)
-    self.tmp_dir = tmp_dir
-    self.maps, self.free = [], []
-
-  def __enter__(self):
-    return self
-
-  def __exit__(self, *exc):
-    for m in self.maps:
-      m.close()
-
-  def new(self, channels, dtype):
-    shape, dtype = (*self.shape, channels), tf.as_dtype(dtype)
-    for m in self.free:
-      if (m.shape, m.dtype) == (shape, dtype):
-        self.free.remove(m)
-        return m
-    m = _FileMap(shape, dtype, self.tmp_dir) if self.tmp_dir else _RamMap(shape, dtype)
-    self.maps.append(m)
-    return m
-
-  def recycle(self, m):
-    if m in self.maps:
-      self.free.append(m)
-
-
-class _RamMap:
-  """A map in a NumPy array."""
-
-  def __init__(self, shape, dtype):
-    self.shape, self.dtype = shape, dtype
-    self.array = np.empty(shape, dtype.as_numpy_dtype)
-
-  def read(self, y0, x0, h, w, window):
-    buf = window.buffer(y0, x0, h, w, self.shape, self.array.dtype)
-    ys, ye = max(y0, 0), min(y0 + h, self.shape[0])
-    xs, xe = max(x0, 0), min(x0 + w, self.shape[1])
-    if ys < ye and xs < xe:
-      buf[ys - y0:ye - y0, xs - x0:xe - x0] = self.array[ys:ye, xs:xe]
-    return _as_tensor(buf)
-
-  def write(self, y0, x0, core):
-    h = min(core.shape[0], self.shape[0] - y0)
-    w = min(core.shape[1], self.shape[1] - x0)
-    self.array[y0:y0 + h, x0:x0 + w] = np.asarray(core)[:h, :w]
-
-  def close(self):
-    self.array = None
-
-
 class _Window:
-  """A reused 64-byte-aligned buffer for windows of a map, zeroed where a window leaves
-  the image (as SAME padding does): no window allocates (and faults in) new pages."""
+  """A reused 64-byte-aligned input buffer for the windows of one map: no window
+  allocates (and faults in) new pages."""
 
   def __init__(self):
-    self.array = None
+    self.raw = None
 
-  def buffer(self, y0, x0, h, w, shape, dtype):
-    if self.array is None or self.array.shape != (h, w, shape[2]) or self.array.dtype != dtype:
-      size = h * w * shape[2] * dtype.itemsize
-      raw = np.empty(size + 64, np.uint8)
-      start = -raw.ctypes.data % 64
-      self.array = raw[start:start + size].view(dtype).reshape(h, w, shape[2])
-    if y0 < 0 or x0 < 0 or y0 + h > shape[0] or x0 + w > shape[1]:
-      self.array.fill(0)
-    return self.array
+  def get(self, h, w, channels, dtype):
+    size = h * w * channels * dtype.itemsize
+    if self.raw is None or self.raw.size < size + 64:
+      self.raw = np.empty(size + 64, np.uint8)
+    start = -self.raw.ctypes.data % 64
+    return self.raw[start:start + size].view(dtype).reshape(h, w, channels)
 
 
-def _as_tensor(array):
-  """A tensor sharing an aligned array's memory (TensorFlow copies any other NumPy
-  input). The array must not change while the tensor is in use: windows are reused
-  only after the tile graph that read them has returned. DLPack has no bfloat16: those
-  travel as uint16 and are bit-cast back, which copies nothing either."""
-  if array.dtype == tf.bfloat16.as_numpy_dtype:
-    bits = tf.experimental.dlpack.from_dlpack(array.view(np.uint16).__dlpack__())
-    return tf.bitcast(bits, tf.bfloat16)
-  return tf.experimental.dlpack.from_dlpack(array.__dlpack__())
+class _TileMap:
+  """A map in RAM as the tile cores its stage wrote: views of TensorFlow's output
+  windows (no copy). A window of the next stage is assembled from the cores it overlaps."""
+
+  def __init__(self, plan, channels, dtype):
+    self.plan, self.channels, self.dtype = plan, channels, dtype
+    self.cores = {}
+
+  def write(self, core, view):
+    self.cores[core[:2]] = view
+
+  def read(self, window, buffer):
+    wy0, wx0, wy1, wx1 = window
+    buf = buffer.get(wy1 - wy0, wx1 - wx0, self.channels, _storage_dtype(self.dtype))
+    for cy0, cx0, cy1, cx1 in self.plan.cores_in(window):
+      ys, ye, xs, xe = max(cy0, wy0), min(cy1, wy1), max(cx0, wx0), min(cx1, wx1)
+      buf[ys - wy0:ye - wy0, xs - wx0:xe - wx0] = (
+          self.cores[cy0, cx0][ys - cy0:ye - cy0, xs - cx0:xe - cx0])
+    return _as_tensor(buf, self.dtype)
+
+  def close(self):
+    self.cores = {}
+
+
+class _FilePool:
+  """`_FileMap`s for one photo; a closed map's file is given to the next map of as many
+  channels, whose writes then overwrite pages the page cache already holds."""
+
+  def __init__(self, plan, dtype, tmp_dir):
+    self.plan, self.dtype, self.tmp_dir = plan, dtype, tmp_dir
+    self.spare = []
+
+  def new(self, channels):
+    for fd, c in self.spare:
+      if c == channels:
+        self.spare.remove((fd, c))
+        return _FileMap(self, channels, fd)
+    return _FileMap(self, channels, self._create(channels))
+
+  def _create(self, channels):
+    size = self.plan.height * self.plan.width * channels * _storage_dtype(self.dtype).itemsize
+    try:
+      fd, path = tempfile.mkstemp(prefix="dped-tiles-", dir=self.tmp_dir)
+      os.unlink(path)
+      os.ftruncate(fd, size)
+    except OSError as e:
+      raise DpedError(f"{self.tmp_dir}: cannot create a temporary tile file "
+                      f"({e.strerror})") from None
+    return fd
+
+  def give_back(self, fd, channels):
+    self.spare.append((fd, channels))
+
+  def close(self):
+    for fd, _ in self.spare:
+      os.close(fd)
+    self.spare = []
 
 
 class _FileMap:
-  """A map in an unlinked temporary file, read and written row by row with pread and
-  pwrite (no mmap: file pages never count as the process's resident memory)."""
+  """A map in an unlinked temporary file of [H, W, C] rows, read and written row by
+  row with pread and pwrite (no mmap: file pages never count as the process's resident
+  memory)."""
 
-  def __init__(self, shape, dtype, tmp_dir):
-    self.shape, self.dtype = shape, dtype
-    self.item = np.dtype(dtype.as_numpy_dtype)
-    self.row = shape[1] * shape[2] * self.item.itemsize
-    self.pixel = shape[2] * self.item.itemsize
-    try:
-      fd, path = tempfile.mkstemp(prefix="dped-tiles-", dir=tmp_dir)
-      os.unlink(path)
-      os.ftruncate(fd, shape[0] * self.row)
-    except OSError as e:
-      raise DpedError(f"{tmp_dir}: cannot create a temporary tile file ({e.strerror})") from None
-    self.fd = fd
+  def __init__(self, pool, channels, fd):
+    self.pool, self.channels, self.fd = pool, channels, fd
+    self.dtype = pool.dtype
+    self.item = _storage_dtype(pool.dtype)
+    self.pixel = channels * self.item.itemsize
+    self.row = pool.plan.width * self.pixel
 
-  def read(self, y0, x0, h, w, window):
-    buf = window.buffer(y0, x0, h, w, self.shape, self.item)
-    ys, ye = max(y0, 0), min(y0 + h, self.shape[0])
-    xs, xe = max(x0, 0), min(x0 + w, self.shape[1])
-    raw = buf.view(np.uint8).reshape(h, w * self.pixel)
-    for y in range(ys, ye):
-      view = raw[y - y0, (xs - x0) * self.pixel:(xe - x0) * self.pixel]
-      os.preadv(self.fd, [view], y * self.row + xs * self.pixel)
-    return _as_tensor(buf)
+  def read(self, window, buffer):
+    y0, x0, y1, x1 = window
+    buf = buffer.get(y1 - y0, x1 - x0, self.channels, self.item)
+    raw = buf.view(np.uint8).reshape(y1 - y0, (x1 - x0) * self.pixel)
+    for y in range(y0, y1):
+      os.preadv(self.fd, [raw[y - y0]], y * self.row + x0 * self.pixel)
+    return _as_tensor(buf, self.dtype)
 
-  def write(self, y0, x0, core):
-    h = min(core.shape[0], self.shape[0] - y0)
-    w = min(core.shape[1], self.shape[1] - x0)
-    rows = np.asarray(core)[:h, :w].view(np.uint8).reshape(h, w * self.pixel)
-    for r in range(h):
-      os.pwritev(self.fd, [rows[r]], (y0 + r) * self.row + x0 * self.pixel)
+  def write(self, core, view):
+    y0, x0 = core[:2]
+    for r in range(view.shape[0]):
+      os.pwritev(self.fd, [view[r]], (y0 + r) * self.row + x0 * self.pixel)
 
   def close(self):
     if self.fd is not None:
-      os.close(self.fd)
+      self.pool.give_back(self.fd, self.channels)
       self.fd = None
 
 

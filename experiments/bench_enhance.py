@@ -168,7 +168,7 @@ def profile_tiled(model, pixels, precision_name, work):
       x = tf.random.uniform(shape, dtype=tf.float32)
       x = tf.cast(x, dtype)
       core = tf.cast(tf.random.uniform([1, plan.th, plan.tw, 64]), dtype)
-      for _ in range(plan.rows * plan.cols):
+      for _ in plan.tiles():
         start = time.perf_counter()
         conv_fn[index](x)
         mid = time.perf_counter()

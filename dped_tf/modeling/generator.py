@@ -78,26 +78,26 @@ class Generator(keras.Model):
     norms = self.norm_layers()
     convs = [conv for b in self.blocks for conv in (b.conv_a, b.conv_b)]
 
-    def head(maps, stats, inside, training):
+    def head(maps, stats, training):
       x = self.conv1(maps["image"])
-      return {"skip": x, "pre": convs[0](tiling.zero_outside(x, inside))}
+      return {"skip": x, "pre": convs[0](x)}
 
     def inner(k):  # norm k - 1, then conv k (inside a block)
-      def fn(maps, stats, inside, training):
+      def fn(maps, stats, training):
         y = _normalise(norms[k - 1], maps["pre"], stats, training)
-        return {"pre": convs[k](tiling.zero_outside(y, inside))}
+        return {"pre": convs[k](y)}
       return fn
 
     def block_end(k):  # norm k - 1 closes a block: + its input, then the next block's conv_a
-      def fn(maps, stats, inside, training):
+      def fn(maps, stats, training):
         x = maps["skip"] + _normalise(norms[k - 1], maps["pre"], stats, training)
-        return {"skip": x, "pre": convs[k](tiling.zero_outside(x, inside))}
+        return {"skip": x, "pre": convs[k](x)}
       return fn
 
-    def tail(maps, stats, inside, training):
+    def tail(maps, stats, training):
       x = maps["skip"] + _normalise(norms[7], maps["pre"], stats, training)
       for conv in (self.conv10, self.conv11, self.conv12):
-        x = conv(tiling.zero_outside(x, inside))
+        x = conv(x)
       return {"rgb": tf.tanh(tf.cast(x, tf.float32)) * 0.58 + 0.5}
 
     def stats_of(k):

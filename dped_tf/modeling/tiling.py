@@ -4,9 +4,9 @@ A model cuts its forward pass into `Stage`s, one cut before every normalisation 
 needs statistics of the whole image (instance norm). A stage reads named maps (the photo
 is "image"), keeps their spatial size (SAME convolutions) and writes named maps; the
 last writes "rgb". Run on a tile window with `halo` pixels of context around the tile,
-the window's centre is exact. `inside` ([1, h, w, 1], or None where the window lies in
-the image) zeroes what lies outside the image before every convolution, as SAME padding
-does for the whole image. The stage that starts with an instance norm takes that norm's
+the window's centre is exact. Windows are clipped to the image, so that each
+convolution's SAME padding supplies the zeros beyond the image edge exactly as it does
+for the whole image: a stage needs no mask. The stage that starts with an instance norm takes that norm's
 per-channel (mean, variance) over the whole image of the map `norm_input`, which the
 tiled executor (dped_tf/inference.py) measures while an earlier stage writes it.
 The model's own `call` runs the same stages on the whole image, the norms measuring
@@ -16,12 +16,10 @@ their own statistics: one source for the generator's math.
 import dataclasses
 from typing import Callable
 
-import tensorflow as tf
-
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
-  """fn(maps, stats, inside, training) -> {name: map}; `writes`: ((name, channels), ...)."""
+  """fn(maps, stats, training) -> {name: map}; `writes`: ((name, channels), ...)."""
   fn: Callable
   reads: tuple
   writes: tuple
@@ -30,19 +28,14 @@ class Stage:
   norm_input: str = None  # the map those statistics are of
 
 
-def zero_outside(x, inside):
-  """`x` with the pixels outside the image set to zero (identity when `inside` is None)."""
-  return x if inside is None else x * tf.cast(inside, x.dtype)
-
-
 def chain(first, second):
   """One stage running `first` then `second` (a cut that needs no statistics)."""
   if second.norm is not None:
     raise ValueError("a stage that needs whole-image statistics cannot be chained")
 
-  def fn(maps, stats, inside, training=False):
-    maps = {**maps, **first.fn(maps, stats, inside, training)}
-    return {**maps, **second.fn(maps, None, inside, training)}
+  def fn(maps, stats, training=False):
+    maps = {**maps, **first.fn(maps, stats, training)}
+    return {**maps, **second.fn(maps, None, training)}
 
   reads = first.reads + tuple(n for n in second.reads
                               if n not in first.reads and n not in dict(first.writes))
@@ -65,5 +58,5 @@ def run_whole(stages, images, training=False):
   """The stages over whole images: what the model's `call` computes."""
   maps = {"image": images}
   for stage in stages:
-    maps.update(stage.fn(maps, None, None, training))
+    maps.update(stage.fn(maps, None, training))
   return maps["rgb"]
