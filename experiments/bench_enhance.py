@@ -8,11 +8,11 @@ decoding, encoding); the folder's end-to-end MPix/s as a ratio to the whole-imag
 MPix/s, and per extra photo (start-up paid once); the decode and encode times of one
 photo, which bound what overlapping them with compute could gain.
 
-Then a profile of exact tiled inference of the same photo at the default tile side, maps
-in files: time in the tile graphs (split into the bare convolutions, the instance norms
-and the tile moments, each timed alone over the same windows, and the rest: masking,
-residual adds, casts, slicing) against storage I/O (photo reads, file reads and writes)
-and the remaining Python.
+Then a profile of exact tiled inference of the same photo at the default tile side,
+with its maps in RAM and then in files: time in the tile graphs (split into the bare
+convolutions, the instance norms and the tile moments, each timed alone over the same
+windows, and the rest: residual adds, casts, slicing, halos) against storage I/O (photo
+reads, window assembly from the maps, map writes) and the remaining Python.
 
   python experiments/bench_enhance.py [--model G.keras] [--photos 4] [--precision float32]
 
@@ -93,7 +93,8 @@ def main():
     image_io.encode_photo(".jpg", image_io.Photo(pixels))
     encode_s = time.perf_counter() - start
 
-    profile = profile_tiled(enhancer.model, pixels, args.precision, work)
+    profiles = {where: profile_tiled(enhancer.model, pixels, args.precision, work, limit)
+                for where, limit in (("RAM", None), ("files", 1))}
     one_s = enhance_wall([first], model_path, os.path.join(work, "out1"), args.precision)
     folder_s = enhance_wall([folder], model_path, os.path.join(work, "outN"), args.precision)
 
@@ -112,7 +113,8 @@ def main():
         f"= {end_to_end / whole:.2f} x whole-image")
   print(f"per extra photo in the folder: {per_extra:.2f} s = "
         f"{generator_s / per_extra:.2f} x whole-image (start-up paid once)")
-  print_profile(profile, mp)
+  for where, profile in profiles.items():
+    print_profile(profile, mp, where)
 
 
 def timed(fn, bucket, totals):
@@ -130,22 +132,24 @@ def run_layers(layers, x):
   return x
 
 
-def profile_tiled(model, pixels, precision_name, work):
-  """Seconds per part of `Enhancer.tiled` on `pixels` with its maps in files."""
+def profile_tiled(model, pixels, precision_name, work, max_memory):
+  """Seconds per part of `Enhancer.tiled` on `pixels` (max_memory=None: its maps in RAM,
+  1: in files)."""
   enhancer = inference.Enhancer.from_model(model, precision_name)
   tile = inference.MemorySettings().tile_side()
   out = np.empty_like(pixels)
-  enhancer.tiled(pixels, out, tile, max_memory=1, tmp_dir=work)  # trace
+  enhancer.tiled(pixels, out, tile, max_memory=max_memory, tmp_dir=work)  # trace
   totals = collections.defaultdict(float)
-  patches = [(inference._Photo, "read", "photo read"), (inference._FileMap, "read", "file read"),
-             (inference._FileMap, "write", "file write")]
+  patches = [(inference._Photo, "read", "photo read"),
+             (inference._TileMap, "read", "map reads"),
+             (inference._TileMap, "write", "map writes")]
   originals = [(cls, name, getattr(cls, name)) for cls, name, _ in patches]
   for cls, name, bucket in patches:
     setattr(cls, name, timed(getattr(cls, name), bucket, totals))
   enhancer._tile_fns = [timed(f, "tile graphs", totals) for f in enhancer._tile_fns]
   try:
     start = time.perf_counter()
-    enhancer.tiled(pixels, out, tile, max_memory=1, tmp_dir=work)
+    enhancer.tiled(pixels, out, tile, max_memory=max_memory, tmp_dir=work)
     totals["total"] = time.perf_counter() - start
   finally:
     for cls, name, fn in originals:
@@ -185,18 +189,19 @@ def profile_tiled(model, pixels, precision_name, work):
   return totals
 
 
-def print_profile(totals, mp):
+def print_profile(totals, mp, where):
   total = totals["total"]
-  io = totals["photo read"] + totals["file read"] + totals["file write"]
+  io = totals["photo read"] + totals["map reads"] + totals["map writes"]
   graphs = totals["tile graphs"]
   rest = graphs - totals["bare conv"] - totals["norm"] - totals["moments"]
-  print(f"tiled profile ({mp:.2f} MP, maps in files): {total:.2f} s = {mp / total:.3f} MPix/s")
+  print(f"tiled profile ({mp:.2f} MP, maps in {where}): {total:.2f} s = {mp / total:.3f} MPix/s")
   rows = [("tile graphs", graphs), ("  bare convolutions (timed alone)", totals["bare conv"]),
           ("  instance norms (timed alone)", totals["norm"]),
           ("  tile moments (timed alone)", totals["moments"]),
-          ("  rest: masking, adds, casts, slicing", rest),
+          ("  rest: residual adds, casts, slicing, halos", rest),
           ("storage I/O", io), ("  photo read", totals["photo read"]),
-          ("  file read", totals["file read"]), ("  file write", totals["file write"]),
+          ("  map reads (window assembly)", totals["map reads"]),
+          ("  map writes", totals["map writes"]),
           ("other Python (loops, output quantisation)", total - graphs - io)]
   for name, secs in rows:
     print(f"  {name:<44} {secs:6.2f} s  {secs / total:6.1%}")

@@ -1,18 +1,25 @@
 """Inference benchmark (docs/method.md §1, 7), everything side by side in one process.
 
-Prints the CPU model; the convolution peak of this CPU in each precision (one 3x3
-64->64 conv over the image, as generator MPix/s at 0.8 MFLOP per pixel) and the
-whole-image speed as a fraction of it; whole-image (`model(x)`) and exact tiled MPix/s
-at 1 MP and 4 MP, tiled as a ratio to whole (target >= 0.85),
-float32 and bfloat16, each as a ratio to an independent TF1-style graph of the same
-generator (plain `tf.nn` ops on the raw checkpoint variables, tests/authors_graph.py)
-run in float32 in the same process; PSNR of tiled vs whole-image and of bfloat16 vs
-float32; the peak RSS of `dped-tf enhance` on a 6000x4000 (24 MP) photo, in a subprocess.
+Prints the CPU model, then for float32 and bfloat16:
+  - the convolution peak of this CPU (one 3x3 64->64 conv with bias and ReLU over the
+    image, timed right after the whole-image run, as generator MPix/s at 0.8 MFLOP per
+    pixel) and the whole-image speed (`model(x)`) as a fraction of it (targets: float32
+    >= 0.9, bfloat16 >= 0.85);
+  - exact tiled inference the way `dped-tf enhance` runs it (`inference.enhance`, the
+    default 1536 MB budget: tiles in RAM while they fit, in files beyond) as a ratio to
+    whole-image (target >= 0.85) at 1, 4 and 12 MP; whole-image inference of 12 MP needs
+    about 15 GB, so the 12 MP row is compared with the 4 MP whole-image speed;
+  - both as ratios to an independent TF1-style graph of the same generator (plain
+    `tf.nn` ops on the raw checkpoint variables, tests/authors_graph.py) in float32;
+PSNR of tiled vs whole-image and of bfloat16 vs float32; the wall time and peak RSS of
+`dped-tf enhance` with the defaults on a 12 MP (4000x3000) and a 108 MP (12000x9000)
+JPEG, each in a subprocess (targets: 12 MP <= 30 s and <= 1.5 GB, 108 MP <= 2 GB).
 
-  python experiments/bench_inference.py [--model G.keras] [--sides 1024,2048] [--skip_24mp]
+  python experiments/bench_inference.py [--model G.keras] [--skip_108mp]
 
 Without --model the generator has He-scaled random weights (tests/conftest.py; speed
-does not depend on the weights, the bfloat16-vs-float32 PSNR does).
+does not depend on the weights, the bfloat16-vs-float32 PSNR does: pass a trained model
+for that row).
 """
 
 import argparse
@@ -35,6 +42,10 @@ from conftest import random_weights_model  # noqa: E402
 from dped_tf import inference  # noqa: E402
 from dped_tf import precision  # noqa: E402
 from dped_tf.modeling.generator import load_generator  # noqa: E402
+
+# (label, height, width); whole-image and the TF1 graph run up to WHOLE_LIMIT pixels.
+SIZES = (("1 MP", 1024, 1024), ("4 MP", 2048, 2048), ("12 MP", 3000, 4000))
+WHOLE_LIMIT = 2048 * 2048
 
 
 def run_timed(cmd):
@@ -60,6 +71,16 @@ def photo(height, width, seed=1):
   return np.clip((base + noise) * 255, 0, 255).astype(np.uint8)
 
 
+def large_jpeg(path, height, width):
+  """A JPEG of `photo` made at a quarter of the size, upscaled, with fine noise (so
+  that a 108 MP one is written in seconds and little memory)."""
+  small = photo(height // 4, width // 4)
+  big = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+  noise = np.random.default_rng(0).integers(-6, 7, (height, width, 1), dtype=np.int16)
+  big = np.clip(big.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+  cv2.imwrite(path, big[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
+
+
 def seconds(fn, repeats):
   """(result, best wall time of `repeats` runs)."""
   best, result = float("inf"), None
@@ -71,7 +92,10 @@ def seconds(fn, repeats):
 
 
 def psnr(a, b):
-  mse = np.mean((np.clip(a, 0, 1).astype(np.float64) - np.clip(b, 0, 1)) ** 2)
+  """PSNR in dB of two images in [0, 1] (uint8 taken as /255)."""
+  a, b = (x / 255.0 if x.dtype == np.uint8 else np.clip(x, 0, 1).astype(np.float64)
+          for x in (a, b))
+  mse = np.mean((a - b) ** 2)
   return float("inf") if mse == 0 else 10 * np.log10(1 / mse)
 
 
@@ -80,25 +104,29 @@ def psnr(a, b):
 GENERATOR_FLOP_PER_PIXEL = 2 * (2 * 81 * 3 * 64 + 10 * 9 * 64 * 64)
 
 
-def conv_peak(side, compute_dtype, repeats):
-  """Generator-equivalent MPix/s of the CPU's 3x3 64 -> 64 convolution rate."""
+def conv_peak(height, width, compute_dtype, repeats):
+  """Generator-equivalent MPix/s of the CPU's 3x3 64 -> 64 convolution (with the bias
+  and ReLU that grappler fuses into it, as in the generator) over one image."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  x = tf.cast(tf.random.uniform([1, side, side, 64]), compute_dtype)
-  kernel = tf.cast(tf.random.normal([3, 3, 64, 64], stddev=0.05), compute_dtype)
-  conv = tf.function(lambda x: tf.nn.relu(tf.nn.conv2d(x, kernel, 1, "SAME")))
+  x = tf.cast(tf.random.uniform([1, height, width, 64]), compute_dtype)
+  kernel = tf.Variable(tf.cast(tf.random.normal([3, 3, 64, 64], stddev=0.05), compute_dtype))
+  bias = tf.Variable(tf.zeros([64], compute_dtype))
+  conv = tf.function(lambda x: tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, "SAME"),
+                                                         bias)))
   conv(x)
   _, t = seconds(lambda: conv(x).numpy(), repeats)
-  flop_per_s = 2 * 9 * 64 * 64 * side * side / t
+  flop_per_s = 2 * 9 * 64 * 64 * height * width / t
   return flop_per_s / GENERATOR_FLOP_PER_PIXEL / 1e6
 
 
-def warm_up(enhancer, tile):
+def warm_up(enhancer, settings):
   """Traces the graphs (two sizes, so that later sizes reuse a shape-generic trace)."""
   for side in (40, 56):
     image = photo(side, side + 8)
     enhancer.whole(image[None].astype(np.float32) / 255)
     enhancer.tiled(image, tile=24)
-  enhancer.tiled(photo(tile + 8, tile + 16), tile=tile)
+  tile = settings.tile_side()
+  inference.enhance(enhancer, photo(tile + 8, 2 * tile + 16), np.uint8, settings)
 
 
 # The child reads its own high-water mark: ru_maxrss would also count the parent's pages
@@ -114,13 +142,14 @@ sys.exit(status)
 """
 
 
-def rss_24mp(model_path, work):
-  """Runs `dped-tf enhance` on a 6000x4000 JPEG in a subprocess: (peak RSS MB, s)."""
-  src = os.path.join(work, "in", "big.jpg")
+def enhance_run(model_path, work, height, width):
+  """`dped-tf enhance` with the defaults on a height x width JPEG in a subprocess:
+  (peak RSS MB, wall s, its summary line)."""
+  src = os.path.join(work, f"in{height}", "photo.jpg")
   os.makedirs(os.path.dirname(src))
-  cv2.imwrite(src, photo(4000, 6000)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
+  large_jpeg(src, height, width)
   cmd = [sys.executable, "-c", _CHILD, src, "--model", model_path,
-         "--out", os.path.join(work, "out"), "--tmp_dir", work]
+         "--out", os.path.join(work, f"out{height}"), "--tmp_dir", work]
   elapsed, stdout = run_timed(cmd)
   lines = stdout.strip().splitlines()
   peak_kb = int([l for l in lines if l.startswith("peak_rss_kb")][0].split()[1])
@@ -131,10 +160,13 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--model", help="instance-norm generator .keras (default: random "
                       "He-scaled weights)")
-  parser.add_argument("--sides", default="1024,2048", help="square image sides to time")
+  parser.add_argument("--sizes", default=",".join(s[0] for s in SIZES),
+                      help="which of " + ", ".join(s[0] for s in SIZES))
   parser.add_argument("--precisions", default="float32,bfloat16")
   parser.add_argument("--repeats", type=int, default=2, help="best of N runs")
-  parser.add_argument("--skip_24mp", action="store_true")
+  parser.add_argument("--skip_enhance", action="store_true",
+                      help="skip the 12 MP and 108 MP `dped-tf enhance` runs")
+  parser.add_argument("--skip_108mp", action="store_true")
   args = parser.parse_args()
   model = load_generator(args.model) if args.model else random_weights_model()
   native = precision.cpu_has_bf16()
@@ -144,67 +176,99 @@ def main():
   print(f"model: {args.model or 'random (He-scaled) weights'}")
 
   settings = inference.MemorySettings(mode="tiled")  # the CLI's default budget
-  tile = settings.tile_side()
   enhancers = {p: inference.Enhancer.from_model(model, p) for p in args.precisions.split(",")}
   for enhancer in enhancers.values():
-    warm_up(enhancer, tile)
+    warm_up(enhancer, settings)
   arrays = checkpoint_arrays(model)
-  rows = []
-  for side in (int(s) for s in args.sides.split(",")):
-    image = photo(side, side)
-    x = image[None].astype(np.float32) / 255
-    mp = side * side / 1e6
-    graph = session_runner(arrays, x.shape)
-    graph(x)
-    reference, t_graph = seconds(lambda: graph(x), args.repeats)
-    speeds, outputs = {}, {}
+  sizes = [s for s in SIZES if s[0] in args.sizes.split(",")]
+  rows, whole_speed = [], {}
+  for label, height, width in sizes:
+    image = photo(height, width)
+    mp = height * width / 1e6
+    x = image[None].astype(np.float32) / 255 if height * width <= WHOLE_LIMIT else None
+    graph_speed = reference = None
+    if x is not None:
+      graph = session_runner(arrays, x.shape)
+      graph(x)
+      reference, t_graph = seconds(lambda: graph(x), 1)
+      graph_speed = mp / t_graph
+    row = {"label": label, "graph": graph_speed, "whole": {}, "tiled": {}, "peak": {},
+           "out": {}, "reference": reference}
     for p, enhancer in enhancers.items():
-      whole, t_whole = seconds(lambda: enhancer.whole(x)[0], args.repeats)
-      tiled, t_tiled = seconds(lambda: enhancer.tiled(
-          image, tile=tile, max_memory=settings.budget, tmp_dir=tempfile.gettempdir()),
-          args.repeats)
-      speeds[p] = (mp / t_whole, mp / t_tiled)
-      outputs[p] = (whole, tiled)
-      print(f"  ... {side}x{side} {p} done", flush=True)
-    _, t_graph_after = seconds(lambda: graph(x), 1)  # the load may have changed meanwhile
-    graph_speed = mp / min(t_graph, t_graph_after)
-    peaks = {p: conv_peak(side, e.model.compute_dtype, args.repeats)
-             for p, e in enhancers.items()}
-    rows.append((side, graph_speed, speeds, outputs,
-                 psnr(next(iter(outputs.values()))[0], reference[0]), peaks))
+      if x is not None:
+        whole, t_whole = seconds(lambda: enhancer.whole(x)[0], args.repeats)
+        whole_speed[p] = mp / t_whole
+        row["peak"][p] = conv_peak(height, width, enhancer.model.compute_dtype, args.repeats)
+      tiled, t_tiled = seconds(lambda: inference.enhance(enhancer, image, np.uint8, settings),
+                               1 if x is None else args.repeats)
+      row["whole"][p] = mp / t_whole if x is not None else None
+      row["tiled"][p] = mp / t_tiled
+      row["out"][p] = (whole if x is not None else None, tiled)
+      print(f"  ... {label} {p} done", flush=True)
+    row["whole_ref"] = dict(whole_speed)  # the largest whole-image run so far
+    rows.append(row)
 
-  print(f"\nMPix/s and ratio to the TF1 graph's float32 speed (tiled: tile {tile}, budget "
-        f"{settings.budget >> 20} MB):")
-  print(f"  {'size':>9} {'TF1 fp32':>9} | " + " | ".join(
+  print(f"\nMPix/s; tiled = `dped-tf enhance`'s tiled path at the default budget "
+        f"({settings.budget >> 20} MB, tile {settings.tile_side()}); ratios in brackets: "
+        "to the TF1 graph's float32 speed")
+  print(f"  {'size':>6} {'TF1 fp32':>9} | " + " | ".join(
       f"{'whole ' + p:>18} {'tiled ' + p:>18}" for p in enhancers))
-  for side, graph_speed, speeds, _, _, _ in rows:
-    print(f"  {side}x{side:<4} {graph_speed:9.3f} | " + " | ".join(
-        " ".join(f"{f'{s:7.3f} ({s / graph_speed:4.2f}x)':>18}" for s in speeds[p])
-        for p in enhancers))
-  print("  (issue 10 on a 2-core Xeon with AMX: whole fp32 1.18x, whole bf16 2.2x, "
-        "tiled bf16 0.95x)")
-  print("\nAgainst the targets (whole / conv peak: fp32 >= 0.9, bf16 >= 0.85; "
-        "tiled / whole >= 0.85):")
-  for side, _, speeds, _, _, peaks in rows:
-    print(f"  {side}x{side}: " + "; ".join(
-        f"{p} conv peak {peaks[p]:.3f} MPix/s, whole/peak {speeds[p][0] / peaks[p]:.2f}, "
-        f"tiled/whole {speeds[p][1] / speeds[p][0]:.2f}" for p in enhancers))
-  print("\nPSNR (dB):")
-  for side, _, _, outputs, vs_graph, _ in rows:
-    line = [f"tiled vs whole {p} {psnr(t, w):.1f}" for p, (w, t) in outputs.items()]
-    if len(outputs) == 2:
-      line.append(f"whole bfloat16 vs float32 {psnr(outputs['bfloat16'][0], outputs['float32'][0]):.1f}")
-    line.append(f"whole {next(iter(outputs))} vs TF1 graph {vs_graph:.1f}")
-    print(f"  {side}x{side}: " + "; ".join(line) + "  (target: tiled vs whole float32 >= 60)")
+  for r in rows:
+    g = r["graph"]
+    cells = []
+    for p in enhancers:
+      for s in (r["whole"][p], r["tiled"][p]):
+        cells.append(f"{'-':>18}" if s is None else
+                     f"{f'{s:7.3f} ({s / g:4.2f}x)' if g else f'{s:7.3f}':>18}")
+    graph = f"{g:9.3f}" if g else f"{'-':>9}"
+    print(f"  {r['label']:>6} {graph} | " + " | ".join(
+        " ".join(cells[2 * i:2 * i + 2]) for i in range(len(enhancers))))
 
-  if not args.skip_24mp:
+  print("\nAgainst the targets (whole / conv peak: float32 >= 0.9, bfloat16 >= 0.85; "
+        "tiled / whole >= 0.85):")
+  for r in rows:
+    parts = []
+    for p in enhancers:
+      whole = r["whole"][p] or r["whole_ref"][p]
+      if r["whole"][p]:
+        parts.append(f"{p}: conv peak {r['peak'][p]:.3f} MPix/s, whole/peak "
+                     f"{r['whole'][p] / r['peak'][p]:.2f}, tiled/whole {r['tiled'][p] / whole:.2f}")
+      else:
+        parts.append(f"{p}: tiled / whole at the largest whole size {r['tiled'][p] / whole:.2f}")
+    print(f"  {r['label']:>6}: " + "; ".join(parts))
+
+  print("\nPSNR (dB):")
+  for r in rows:
+    line = []
+    for p, (whole, tiled) in r["out"].items():
+      if whole is not None:
+        whole8 = np.rint(np.clip(whole, 0, 1) * 255).astype(np.uint8)
+        line.append(f"tiled vs whole {p} {psnr(tiled, whole8):.1f}")
+    if r["reference"] is not None and len(r["out"]) == 2:
+      line.append(f"whole bfloat16 vs float32 "
+                  f"{psnr(r['out']['bfloat16'][0], r['out']['float32'][0]):.1f}")
+      line.append(f"whole float32 vs TF1 graph {psnr(r['out']['float32'][0], r['reference'][0]):.1f}")
+    elif len(r["out"]) == 2:
+      line.append(f"tiled bfloat16 vs float32 "
+                  f"{psnr(r['out']['bfloat16'][1], r['out']['float32'][1]):.1f}")
+    print(f"  {r['label']:>6}: " + "; ".join(line))
+  print("  (both as the uint8 that enhance writes; inf: identical. Targets: tiled vs whole "
+        "float32 >= 60, bfloat16 vs float32 >= 40 on a trained model)")
+
+  if not args.skip_enhance:
+    runs = [("12 MP", 3000, 4000, 30, 1536)]
+    if not args.skip_108mp:
+      runs.append(("108 MP", 9000, 12000, None, 2048))
+    print("\n`dped-tf enhance` with the defaults, one JPEG, in a subprocess:")
     with tempfile.TemporaryDirectory() as work:
       path = os.path.join(work, "g.keras")
       model.save(path)
-      rss, elapsed, line = rss_24mp(path, work)
-    print(f"\n6000x4000 (24 MP) `dped-tf enhance` with the defaults, in a subprocess:\n  {line}\n"
-          f"  peak RSS {rss:.0f} MB (target < 2500), {elapsed:.0f} s end to end "
-          f"({24 / elapsed:.3f} MPix/s including start-up, decode and encode)")
+      for label, height, width, wall_target, rss_target in runs:
+        rss, elapsed, line = enhance_run(path, work, height, width)
+        wall = f" (target <= {wall_target})" if wall_target else ""
+        print(f"  {label} ({width}x{height}): {elapsed:.0f} s wall{wall}, peak RSS {rss:.0f} MB "
+              f"(target <= {rss_target}); {height * width / 1e6 / elapsed:.3f} MPix/s "
+              f"including start-up, decode and encode; '{line}'", flush=True)
 
 
 if __name__ == "__main__":

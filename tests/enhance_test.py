@@ -2,7 +2,10 @@
 
 import io
 import os
+import resource
 import struct
+import subprocess
+import sys
 import zlib
 
 import cv2
@@ -87,6 +90,28 @@ def test_bad_inputs_folder_run(model_path, tmp_path, capsys):
   np.testing.assert_array_equal(rgba[..., 3], rgb()[..., 0])
   assert cv2.imread(os.path.join(out, "five_by_seven.png")).shape == (7, 5, 3)
   assert cv2.imread(os.path.join(out, "one.png")).shape == (1, 1, 3)
+
+
+def test_a_full_tile_folder_is_one_line_naming_it(model_path, tmp_path):
+  """Tiles past the budget go to --tmp_dir; when it has no room (here: a file-size
+  limit) the photo fails with one line naming the folder and what each map takes there, and
+  leaves no output and no temporary file."""
+  src, tiles, out = tmp_path / "big.png", tmp_path / "tiles", tmp_path / "out"
+  Image.fromarray(rgb(700, 700)).save(src)
+  tiles.mkdir()
+  limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (4 << 20, 4 << 20))  # noqa: E731
+  result = subprocess.run(
+      [sys.executable, "-m", "dped_tf.cli", "enhance", str(src), "--model", model_path,
+       "--out", str(out), "--mode", "tiled", "--max_memory", "64", "--tile", "128",
+       "--tmp_dir", str(tiles), "--precision", "float32"], capture_output=True, text=True,
+      preexec_fn=limit, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=300)
+  assert result.returncode == 1, result.stderr[-2000:]
+  errors = [l for l in result.stderr.splitlines() if l.startswith("dped-tf enhance: error:")]
+  assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+  # 6 x 6 tiles of 117 x 117, 64 float32 channels: 126 MB per map
+  assert (f"{src}: {tiles}: cannot create a temporary tile file (File too large); each "
+          "map of a 700x700 photo takes 0.1 GB there") in errors[0]
+  assert not os.listdir(tiles) and not out.joinpath("big.png").exists()
 
 
 def test_16_bit_png_is_enhanced_at_16_bits(model_path, tmp_path):
