@@ -12,10 +12,9 @@ plus the halos; the result equals whole-image inference up to float rounding. A 
 without instance norm (SRCNN, batch-norm DPED) is one stage: tiles with halos alone.
 Windows are clipped to the image (each convolution's SAME padding gives the zeros
 beyond it), a map between stages is the tile cores TensorFlow wrote, kept without a
-copy, and each window is assembled once from the cores it overlaps. Tiles stay in RAM
-while they fit the memory budget and go to unlinked temporary files beyond it; a map
-read for the last time frees each tile after its last window, so that the resident
-memory is bounded by the budget, not the photo size.
+copy, and each window is assembled once from the cores it overlaps. The maps stay in
+RAM while they fit the memory budget and go to unlinked temporary files otherwise, so
+that the resident memory is bounded by the tile size, not the photo size.
 """
 
 import collections
@@ -77,30 +76,29 @@ class Enhancer:
   def tiled(self, image, out=None, tile=512, max_memory=None, tmp_dir=None):
     """Enhances one [H, W, 3] image (uint8, uint16 or float in [0, 1]) in tiles of
     `tile` x `tile` pixels. Writes into `out` ([H, W, 3], uint8, uint16 or float32;
-    created as float32 if None) and returns it. The maps between stages keep their tiles
-    in RAM while they fit `max_memory` bytes with one tile's working set (None: no
-    limit); the tiles beyond it go to files in `tmp_dir`.
+    created as float32 if None) and returns it. The maps between stages are kept in
+    RAM when they fit `max_memory` bytes (None: no limit), else in files in `tmp_dir`.
     """
     height, width = image.shape[:2]
     if out is None:
       out = np.empty((height, width, 3), np.float32)
     plan = _TilePlan(height, width, tile)
-    limit = None if max_memory is None else max_memory - plan.working_bytes()
-    self._run_stages(image, out, plan, _Spill(plan, limit, tmp_dir))
+    item = np.dtype(tf.as_dtype(self.model.compute_dtype).as_numpy_dtype).itemsize
+    maps = height * width * self._plan.peak_channels * item
+    on_disk = max_memory is not None and maps > max_memory - plan.working_bytes()
+    dtype = tf.as_dtype(self.model.compute_dtype)
+    self._run_stages(image, out, plan, _Files(plan, dtype, tmp_dir) if on_disk else None)
     return out
 
-  def _run_stages(self, image, out, plan, spill):
+  def _run_stages(self, image, out, plan, files):
     """Every stage over every tile. A tile's window is its core plus the stage's halo,
     clipped to the image; a map keeps the cores its stage wrote, as views of
-    TensorFlow's output windows (no copy) or, past the memory limit, in a file
-    (`_TileMap`). A map read for the last time lets each tile go as soon as the last
-    window that overlaps it has been read, which makes room for the new map's tiles."""
+    TensorFlow's output windows (no copy) or in a file of `files` (`_TileMap`)."""
     maps = {"image": _Photo(image)}
     windows = collections.defaultdict(_Window)  # one reused input buffer per map name
     stats = {}
     peak = np.iinfo(out.dtype).max if out.dtype.kind == "u" else None
     dtype = tf.as_dtype(self.model.compute_dtype)
-    tiles = list(plan.tiles())
     try:
       for index, stage in enumerate(self.stages):
         norm_stats = None
@@ -108,34 +106,22 @@ class Enhancer:
           moments = stats[stage.norm_input]
           norm_stats = (tf.constant(moments.mean, tf.float32),
                         tf.constant(moments.m2 / moments.n, tf.float32))
-        written = {n: _TileMap(plan, c, dtype, spill) for n, c in stage.writes
+        written = {n: _TileMap(plan, c, dtype, files) for n, c in stage.writes
                    if n in self._plan.keep[index] and n != "rgb"}
-        dying = [n for n in stage.reads if n != "image" and
-                 (n in self._plan.release[index] or n in written)]
-        last_use = {}
-        for k, core in enumerate(tiles):
-          for other in plan.cores_in(plan.window(core, stage.halo)):
-            last_use[other[:2]] = k
         measured = {n: _Moments() for n in self._plan.measure[index]}
-        for k, core in enumerate(tiles):
+        for core in plan.tiles():
           window = plan.window(core, stage.halo)
           inputs = {n: maps[n].read(window, windows[n]) for n in stage.reads}
           box = (core[0] - window[0], core[1] - window[1], core[2] - core[0],
                  core[3] - core[1])
           kept, moments = self._tile_fns[index](inputs, norm_stats, tf.constant(box))
-          del inputs
-          for other in plan.cores_in(window):
-            if last_use[other[:2]] == k:
-              for name in dying:
-                maps[name].release(other[:2])
           for name, tensor in kept.items():
-            full = np.from_dlpack(tensor)
-            view = full[0, box[0]:box[0] + box[2], box[1]:box[1] + box[3]]
+            view = np.from_dlpack(tensor)[0, box[0]:box[0] + box[2], box[1]:box[1] + box[3]]
             if name == "rgb":
               out[core[0]:core[2], core[1]:core[3]] = (
                   view if peak is None else np.rint(np.clip(view, 0.0, 1.0) * peak))
             else:
-              written[name].write(core, view, full.nbytes)
+              written[name].write(core, view)
           for name, m in moments.items():
             measured[name].add(*(np.asarray(v) for v in m))
         for name in self._plan.release[index]:
@@ -148,12 +134,13 @@ class Enhancer:
     finally:
       for m in maps.values():
         m.close()
-      spill.close()
+      if files:
+        files.close()
 
 
 class _StagePlan:
   """Which maps each stage keeps (read later), measures (for a later norm) and
-  releases (read for the last time)."""
+  releases (read for the last time), and the most map channels alive at once."""
 
   def __init__(self, stages):
     last_read = {}
@@ -172,6 +159,15 @@ class _StagePlan:
       self.measure[writers[-1]].append(stage.norm_input)
     self.release = [[n for n in s.reads if last_read[n] == i and n != "image"
                      and n not in self.keep[i]] for i, s in enumerate(stages)]
+    channels = {n: c for s in stages for n, c in s.writes}
+    self.peak_channels = 0
+    for i, stage in enumerate(stages):
+      alive = {n for n, last in last_read.items() if last >= i and n != "image"}
+      alive |= {n for n in self.keep[i] if n != "rgb"}
+      # a map rewritten by its reader has two versions alive
+      twice = {n for n in stage.reads if n in dict(stage.writes) and n in self.keep[i]}
+      self.peak_channels = max(self.peak_channels, sum(channels[n] for n in alive)
+                               + sum(channels[n] for n in twice))
 
 
 def _to_bits(x):
@@ -285,25 +281,14 @@ class _Window:
     return self.raw[start:start + size].view(dtype).reshape(h, w, channels)
 
 
-class _Spill:
-  """The RAM that map tiles may hold (`limit` bytes; None: no limit), and the
-  unlinked temporary files in `tmp_dir` for the tiles beyond it. A closed map's file is
-  given to the next map of its size, whose writes then overwrite pages the page cache
-  already holds."""
+class _Files:
+  """Unlinked temporary files in `tmp_dir` for the maps of one photo. A closed map's
+  file is given to the next map of its size, whose writes then overwrite pages the page
+  cache already holds."""
 
-  def __init__(self, plan, limit, tmp_dir):
-    self.plan, self.limit, self.tmp_dir = plan, limit, tmp_dir
-    self.held = 0
+  def __init__(self, plan, dtype, tmp_dir):
+    self.plan, self.dtype, self.tmp_dir = plan, dtype, tmp_dir
     self.spare = []
-
-  def take(self, nbytes):
-    if self.limit is not None and self.held + nbytes > self.limit:
-      return False
-    self.held += nbytes
-    return True
-
-  def give(self, nbytes):
-    self.held -= nbytes
 
   def file(self, size):
     for spare in self.spare:
@@ -327,7 +312,7 @@ class _Spill:
                      f"{self.plan.height} photo takes {size / 2**30:.1f} GB there (choose "
                      "another --tmp_dir)")
 
-  def give_file(self, fd, size):
+  def give_back(self, fd, size):
     self.spare.append((fd, size))
 
   def close(self):
@@ -338,28 +323,26 @@ class _Spill:
 
 class _TileMap:
   """A map as the tile cores its stage wrote: in RAM as views of TensorFlow's output
-  windows (no copy) while the spill's limit allows, else in the map's file, core after
-  core (pread and pwrite, no mmap: file pages never count as the process's resident
-  memory). A window is assembled from the cores it overlaps."""
+  windows (no copy), or with `files` in a file, core after core (pread and pwrite, no
+  mmap: file pages never count as the process's resident memory). A window is
+  assembled from the cores it overlaps."""
 
-  def __init__(self, plan, channels, dtype, spill):
-    self.plan, self.channels, self.dtype, self.spill = plan, channels, dtype, spill
+  def __init__(self, plan, channels, dtype, files):
+    self.plan, self.channels, self.dtype, self.files = plan, channels, dtype, files
     self.item = _storage_dtype(dtype)
     self.pixel = channels * self.item.itemsize
     self.slot = plan.th * plan.tw * self.pixel  # file bytes per core
-    self.ram = {}  # core origin -> (view, bytes held)
-    self.fd = None
+    self.size = plan.rows * plan.cols * self.slot
+    self.ram = {}  # core origin -> view
+    self.fd = files.file(self.size) if files else None
 
   def _offset(self, y0, x0):
     return (y0 // self.plan.th * self.plan.cols + x0 // self.plan.tw) * self.slot
 
-  def write(self, core, view, held):
-    """Keeps `view` (of a window of `held` bytes) in RAM, or writes it to the file."""
-    if self.spill.take(held):
-      self.ram[core[:2]] = (view, held)
-      return
+  def write(self, core, view):
     if self.fd is None:
-      self.fd = self.spill.file(self.plan.rows * self.plan.cols * self.slot)
+      self.ram[core[:2]] = view
+      return
     offset = self._offset(*core[:2])
     rows = [view[r] for r in range(view.shape[0])]
     for i in range(0, len(rows), 512):  # within IOV_MAX
@@ -369,16 +352,15 @@ class _TileMap:
       except OSError as e:
         why = e.strerror
       if why:
-        raise self.spill.full(f"cannot write a temporary tile file ({why})",
-                              self.plan.rows * self.plan.cols * self.slot)
+        raise self.files.full(f"cannot write a temporary tile file ({why})", self.size)
 
   def read(self, window, buffer):
     wy0, wx0, wy1, wx1 = window
     buf = buffer.get(wy1 - wy0, wx1 - wx0, self.channels, self.item)
     for cy0, cx0, cy1, cx1 in self.plan.cores_in(window):
       ys, ye, xs, xe = max(cy0, wy0), min(cy1, wy1), max(cx0, wx0), min(cx1, wx1)
-      if (cy0, cx0) in self.ram:
-        core = self.ram[cy0, cx0][0]
+      if self.fd is None:
+        core = self.ram[cy0, cx0]
         buf[ys - wy0:ye - wy0, xs - wx0:xe - wx0] = core[ys - cy0:ye - cy0, xs - cx0:xe - cx0]
         continue
       raw = buf.view(np.uint8).reshape(wy1 - wy0, (wx1 - wx0) * self.pixel)
@@ -389,16 +371,10 @@ class _TileMap:
                   start + (y - cy0) * row)
     return _as_tensor(buf, self.dtype)
 
-  def release(self, origin):
-    """The core at `origin` is read no more: its RAM goes back to the spill."""
-    if origin in self.ram:
-      self.spill.give(self.ram.pop(origin)[1])
-
   def close(self):
-    for origin in list(self.ram):
-      self.release(origin)
+    self.ram = {}
     if self.fd is not None:
-      self.spill.give_file(self.fd, self.plan.rows * self.plan.cols * self.slot)
+      self.files.give_back(self.fd, self.size)
       self.fd = None
 
 

@@ -43,31 +43,6 @@ def test_tiled_equals_whole_image(model, tmp_path, tile, on_disk):
   assert not list(tmp_path.iterdir())  # temporary files are unlinked
 
 
-def test_tiles_past_the_memory_limit_spill_to_files(model, tmp_path, monkeypatch):
-  """A limit that holds some tiles: the rest go to files, the RAM held never passes the
-  limit, tiles read for the last time make room again, and the result stays exact."""
-  image = photo(29, 41)
-  expected = model(image[None]).numpy()[0]
-  enhancer = inference.Enhancer.from_model(model)
-  working = inference._TilePlan(29, 41, 7).working_bytes()
-  limit = 12 * (7 + 2) ** 2 * 64 * 4  # a dozen 64-channel float32 windows
-  placed, held = [], []
-  take = inference._Spill.take
-
-  def recording_take(spill, nbytes):
-    placed.append(take(spill, nbytes))
-    held.append(spill.held)
-    return placed[-1]
-
-  monkeypatch.setattr(inference._Spill, "take", recording_take)
-  got = enhancer.tiled(image, tile=7, max_memory=working + limit, tmp_dir=str(tmp_path))
-  assert np.abs(got - expected).max() <= 3e-5
-  assert max(held) <= limit
-  first_file = placed.index(False)
-  assert True in placed[first_file:]  # released tiles made room for later ones
-  assert not list(tmp_path.iterdir())
-
-
 def test_naive_tiling_would_differ(model):
   """Control: enhancing tiles independently changes the result (why stats are global)."""
   image = photo(32, 32)
