@@ -380,11 +380,16 @@ class _TileMap:
         buf[ys - wy0:ye - wy0, xs - wx0:xe - wx0] = core[ys - cy0:ye - cy0, xs - cx0:xe - cx0]
         continue
       raw = buf.view(np.uint8).reshape(wy1 - wy0, (wx1 - wx0) * self.pixel)
+      rows = [raw[y - wy0, (xs - wx0) * self.pixel:(xe - wx0) * self.pixel]
+              for y in range(ys, ye)]
       row = (cx1 - cx0) * self.pixel
-      start = self._offset(cy0, cx0) + (xs - cx0) * self.pixel
-      for y in range(ys, ye):
-        os.preadv(self.fd, [raw[y - wy0, (xs - wx0) * self.pixel:(xe - wx0) * self.pixel]],
-                  start + (y - cy0) * row)
+      start = self._offset(cy0, cx0) + (ys - cy0) * row + (xs - cx0) * self.pixel
+      if xe - xs == cx1 - cx0:  # whole core rows: one contiguous range of the file
+        for i in range(0, len(rows), 512):  # within IOV_MAX
+          os.preadv(self.fd, rows[i:i + 512], start + i * row)
+      else:
+        for i, dest in enumerate(rows):
+          os.preadv(self.fd, [dest], start + i * row)
     return _as_tensor(buf, self.dtype)
 
   def close(self):
