@@ -87,8 +87,7 @@ class Enhancer:
     item = np.dtype(tf.as_dtype(self.model.compute_dtype).as_numpy_dtype).itemsize
     maps = height * width * self._plan.peak_channels * item
     on_disk = max_memory is not None and maps > max_memory - plan.working_bytes()
-    dtype = tf.as_dtype(self.model.compute_dtype)
-    self._run_stages(image, out, plan, _Files(plan, dtype, tmp_dir) if on_disk else None)
+    self._run_stages(image, out, plan, _Files(plan, tmp_dir) if on_disk else None)
     return out
 
   def _run_stages(self, image, out, plan, files):
@@ -302,8 +301,8 @@ class _Files:
   file is given to the next map of its size, whose writes then overwrite pages the page
   cache already holds."""
 
-  def __init__(self, plan, dtype, tmp_dir):
-    self.plan, self.dtype, self.tmp_dir = plan, dtype, tmp_dir
+  def __init__(self, plan, tmp_dir):
+    self.plan, self.tmp_dir = plan, tmp_dir
     self.spare = []
 
   def file(self, size):

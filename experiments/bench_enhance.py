@@ -14,7 +14,7 @@ convolutions, the instance norms and the tile moments, each timed alone over the
 windows, and the rest: residual adds, casts, slicing, halos) against storage I/O (photo
 reads, window assembly from the maps, map writes) and the remaining Python.
 
-  python experiments/bench_enhance.py [--model G.keras] [--photos 4] [--precision float32]
+  python experiments/bench_enhance.py [--model G.keras] [--photos 12] [--precision auto]
 
 Without --model the generator has He-scaled random weights (tests/conftest.py). On CPUs
 without AMX/AVX512-BF16, bfloat16 is emulated: measure float32 there.
@@ -57,8 +57,8 @@ def enhance_wall(inputs, model_path, out, precision_name):
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--model", help="generator .keras (default: random He-scaled weights)")
-  parser.add_argument("--photos", type=int, default=4, help="photos in the folder")
-  parser.add_argument("--precision", default="float32")
+  parser.add_argument("--photos", type=int, default=12, help="photos in the folder")
+  parser.add_argument("--precision", default="auto", help="as enhance's --precision")
   parser.add_argument("--repeats", type=int, default=2, help="best of N generator runs")
   args = parser.parse_args()
   native = precision.cpu_has_bf16()
@@ -78,6 +78,7 @@ def main():
     first = os.path.join(folder, "p0.jpg")
 
     enhancer = inference.Enhancer.from_model(load_generator(model_path), args.precision)
+    args.precision = enhancer.precision  # auto resolved
     pixels = image_io.read_photo(first).pixels
     x = pixels[None].astype(np.float32) / 255
     enhancer.whole(x)  # trace

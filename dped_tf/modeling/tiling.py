@@ -6,9 +6,10 @@ is "image"), keeps their spatial size (SAME convolutions) and writes named maps;
 last writes "rgb". Run on a tile window with `halo` pixels of context around the tile,
 the window's centre is exact. Windows are clipped to the image, so that each
 convolution's SAME padding supplies the zeros beyond the image edge exactly as it does
-for the whole image: a stage needs no mask. The stage that starts with an instance norm takes that norm's
-per-channel (mean, variance) over the whole image of the map `norm_input`, which the
-tiled executor (dped_tf/inference.py) measures while an earlier stage writes it.
+for the whole image: a stage needs no mask. The stage that starts with an instance norm
+takes that norm's per-channel (mean, variance) over the whole image of the map
+`norm_input`, which the tiled executor (dped_tf/inference.py) measures while an earlier
+stage writes it.
 The model's own `call` runs the same stages on the whole image, the norms measuring
 their own statistics: one source for the generator's math.
 """
