@@ -61,15 +61,17 @@ class Enhancer:
 
   def _tile_fn(self, index):
     """Stage `index` on one window: the whole output windows of the maps kept (bfloat16
-    as its bits, which NumPy can view), and the moments of the maps a later norm needs
-    over the tile's core (`core`: top, left, height, width inside the window)."""
+    as its bits, which NumPy can view), and for the maps a later norm needs the moments
+    of the window and of its ring around the tile's core (`core`: top, left, height,
+    width inside the window): the core's are the difference, and the window's come from
+    one fused kernel over the output as it is, without a copy of the core."""
     stage = self.stages[index]
     keep, measure = self._plan.keep[index], self._plan.measure[index]
 
     def run(maps, stats, core):
       out = stage.fn(maps, stats, False)
-      moments = {n: InstanceNorm.partial_moments(
-          out[n][:, core[0]:core[0] + core[2], core[1]:core[1] + core[3]]) for n in measure}
+      moments = {n: (InstanceNorm.partial_moments(out[n]), _ring_moments(out[n], core))
+                 for n in measure}
       return {n: _to_bits(out[n]) for n in keep}, moments
 
     return run
@@ -132,8 +134,11 @@ class Enhancer:
               pending.append(writer.submit(written[name].write, core, view))
             else:
               written[name].write(core, view)
-          for name, m in moments.items():
-            measured[name].add(*(np.asarray(v) for v in m))
+          for name, (whole, ring) in moments.items():
+            part = _Moments()
+            part.add(*(np.asarray(v) for v in whole))
+            part.remove(*(np.asarray(v) for v in ring))
+            measured[name].add(part.n, part.mean, part.m2)
         for done in pending:
           done.result()
         pending = []
@@ -183,6 +188,18 @@ class _StagePlan:
       twice = {n for n in stage.reads if n in dict(stage.writes) and n in self.keep[i]}
       self.peak_channels = max(self.peak_channels, sum(channels[n] for n in alive)
                                + sum(channels[n] for n in twice))
+
+
+def _ring_moments(x, core):
+  """(count, mean, M2) per channel, in float32, of a [1, h, w, C] window outside its
+  `core` (top, left, height, width): the halo ring, a few pixels wide."""
+  top, left, height, width = core[0], core[1], core[2], core[3]
+  strips = (x[0, :top], x[0, top + height:], x[0, top:top + height, :left],
+            x[0, top:top + height, left + width:])
+  ring = tf.cast(tf.concat([tf.reshape(s, [-1, x.shape[-1]]) for s in strips], 0), tf.float32)
+  n = tf.cast(tf.shape(ring)[0], tf.float32)
+  mean = tf.reduce_sum(ring, 0) / tf.maximum(n, 1.0)
+  return n, mean, tf.reduce_sum(tf.square(ring - mean), 0)
 
 
 def _to_bits(x):
@@ -240,6 +257,18 @@ class _Moments:
     self.mean = self.mean + delta * (n / total)
     self.m2 = self.m2 + m2 + delta * delta * (self.n * n / total)
     self.n = total
+
+  def remove(self, n, mean, m2):
+    """Takes out a part already counted (the inverse of `add`)."""
+    n = float(n)
+    if n == 0:
+      return
+    mean, m2 = np.asarray(mean, np.float64), np.asarray(m2, np.float64)
+    rest = self.n - n
+    rest_mean = (self.n * self.mean - n * mean) / rest
+    delta = mean - rest_mean
+    self.m2 = self.m2 - m2 - delta * delta * (rest * n / self.n)
+    self.mean, self.n = rest_mean, rest
 
 
 class _TilePlan:

@@ -43,6 +43,25 @@ def test_tiled_equals_whole_image(model, tmp_path, tile, on_disk):
   assert not list(tmp_path.iterdir())  # temporary files are unlinked
 
 
+def test_moments_combine_and_take_out_parts_exactly():
+  """Per-channel count, mean and M2 combined over parts and a part taken back out
+  (a window less its halo ring) equal numpy's over the remaining values."""
+  rng = np.random.default_rng(0)
+  parts = [rng.normal(3.0, 0.5, (n, 4)) for n in (50, 7, 300)]
+
+  def moments_of(x):
+    return len(x), x.mean(0), ((x - x.mean(0)) ** 2).sum(0)
+
+  total = inference._Moments()
+  for part in parts:
+    total.add(*moments_of(part))
+  total.remove(*moments_of(parts[1]))
+  rest = np.concatenate([parts[0], parts[2]])
+  assert total.n == len(rest)
+  np.testing.assert_allclose(total.mean, rest.mean(0), rtol=1e-12)
+  np.testing.assert_allclose(total.m2, ((rest - rest.mean(0)) ** 2).sum(0), rtol=1e-10)
+
+
 def test_naive_tiling_would_differ(model):
   """Control: enhancing tiles independently changes the result (why stats are global)."""
   image = photo(32, 32)
