@@ -194,8 +194,8 @@ def main():
       graph(x)
       reference, t_graph = seconds(lambda: graph(x), 1)
       graph_speed = mp / t_graph
-    row = {"label": label, "graph": graph_speed, "whole": {}, "whole8": {}, "tiled": {}, "peak": {},
-           "out": {}, "reference": reference}
+    row = {"label": label, "graph": graph_speed, "whole": {}, "whole8": {}, "tiled": {},
+           "peak": {}, "out": {}, "reference": reference}
     for p, enhancer in enhancers.items():
       if x is not None:
         whole, t_whole = seconds(lambda: enhancer.whole(x)[0], args.repeats)
@@ -254,13 +254,15 @@ def main():
     if r["reference"] is not None and len(r["out"]) == 2:
       line.append(f"whole bfloat16 vs float32 "
                   f"{psnr(r['out']['bfloat16'][0], r['out']['float32'][0]):.1f}")
-      line.append(f"whole float32 vs TF1 graph {psnr(r['out']['float32'][0], r['reference'][0]):.1f}")
+      line.append(f"whole float32 vs TF1 graph "
+                  f"{psnr(r['out']['float32'][0], r['reference'][0]):.1f}")
     elif len(r["out"]) == 2:
       line.append(f"tiled bfloat16 vs float32 "
                   f"{psnr(r['out']['bfloat16'][1], r['out']['float32'][1]):.1f}")
     print(f"  {r['label']:>6}: " + "; ".join(line))
-  print("  (both as the uint8 that enhance writes; inf: identical. Targets: tiled vs whole "
-        "float32 >= 60, bfloat16 vs float32 >= 40 on a trained model)")
+  print("  (tiled vs whole as the uint8 that enhance writes, inf: identical; the others in "
+        "float. Targets: tiled vs whole float32 >= 60, bfloat16 vs float32 >= 40 on a "
+        "trained model)")
 
   if not args.skip_enhance:
     runs = [("12 MP", 3000, 4000, 30, 1536)]

@@ -93,9 +93,9 @@ def test_bad_inputs_folder_run(model_path, tmp_path, capsys):
 
 
 def test_a_full_tile_folder_is_one_line_naming_it(model_path, tmp_path):
-  """Tiles past the budget go to --tmp_dir; when it has no room (here: a file-size
-  limit) the photo fails with one line naming the folder and what each map takes there, and
-  leaves no output and no temporary file."""
+  """Maps past the budget go to --tmp_dir; when it has no room (here: a file-size
+  limit) the photo fails with one line naming the folder and what each map takes
+  there, and leaves no output and no temporary file."""
   src, tiles, out = tmp_path / "big.png", tmp_path / "tiles", tmp_path / "out"
   Image.fromarray(rgb(700, 700)).save(src)
   tiles.mkdir()
