@@ -134,11 +134,9 @@ class Enhancer:
               pending.append(writer.submit(written[name].write, core, view))
             else:
               written[name].write(core, view)
-          for name, (whole, ring) in moments.items():
-            part = _Moments()
-            part.add(*(np.asarray(v) for v in whole))
-            part.remove(*(np.asarray(v) for v in ring))
-            measured[name].add(part.n, part.mean, part.m2)
+          for name, (whole, ring) in moments.items():  # the core: window less its ring
+            measured[name].add(*(np.asarray(v) for v in whole))
+            measured[name].remove(*(np.asarray(v) for v in ring))
         for done in pending:
           done.result()
         pending = []
@@ -401,13 +399,13 @@ class _TileMap:
   def read(self, window, buffer):
     wy0, wx0, wy1, wx1 = window
     buf = buffer.get(wy1 - wy0, wx1 - wx0, self.channels, self.item)
+    raw = buf.view(np.uint8).reshape(wy1 - wy0, (wx1 - wx0) * self.pixel)
     for cy0, cx0, cy1, cx1 in self.plan.cores_in(window):
       ys, ye, xs, xe = max(cy0, wy0), min(cy1, wy1), max(cx0, wx0), min(cx1, wx1)
       if self.fd is None:
         core = self.ram[cy0, cx0]
         buf[ys - wy0:ye - wy0, xs - wx0:xe - wx0] = core[ys - cy0:ye - cy0, xs - cx0:xe - cx0]
         continue
-      raw = buf.view(np.uint8).reshape(wy1 - wy0, (wx1 - wx0) * self.pixel)
       rows = [raw[y - wy0, (xs - wx0) * self.pixel:(xe - wx0) * self.pixel]
               for y in range(ys, ye)]
       row = (cx1 - cx0) * self.pixel
