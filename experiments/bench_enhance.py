@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 
 from bench_inference import run_timed  # noqa: E402
 from bench_inference import photo  # noqa: E402
-from conftest import random_weights_model  # noqa: E402
+from dped_tf.testing.models import random_weights_model  # noqa: E402
 from dped_tf import image_io  # noqa: E402
 from dped_tf import inference  # noqa: E402
 from dped_tf import precision  # noqa: E402

@@ -36,9 +36,9 @@ sys.path[:0] = [_ROOT, os.path.join(_ROOT, "tests")]
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from authors_graph import checkpoint_arrays  # noqa: E402
-from authors_graph import session_runner  # noqa: E402
-from conftest import random_weights_model  # noqa: E402
+from dped_tf.testing.authors_graph import checkpoint_arrays  # noqa: E402
+from dped_tf.testing.authors_graph import session_runner  # noqa: E402
+from dped_tf.testing.models import random_weights_model  # noqa: E402
 from dped_tf import inference  # noqa: E402
 from dped_tf import precision  # noqa: E402
 from dped_tf.modeling.generator import load_generator  # noqa: E402

@@ -13,8 +13,7 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-import webtools  # noqa: E402  pylint: disable=wrong-import-position
+from dped_tf.testing import browser
 
 
 def main():
@@ -31,7 +30,7 @@ def main():
   from selenium.webdriver.common.by import By
   from selenium.webdriver.support import expected_conditions
   from selenium.webdriver.support.ui import WebDriverWait
-  driver = webtools.chromium(args.width, args.height, profile=args.profile)
+  driver = browser.chromium(args.width, args.height, profile=args.profile)
   try:
     driver.get(args.url)
     if driver.find_elements(By.ID, "start"):

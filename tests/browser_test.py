@@ -13,19 +13,19 @@ import urllib.request
 import zlib
 
 import cv2
-from conftest import random_weights_model
+from dped_tf.testing.models import random_weights_model
 import numpy as np
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
-from study_test import make_folders
-import webtools
+from dped_tf.testing.data import write_study_folders
+from dped_tf.testing import browser as webtools
 
 from dped_tf import cli
 
 CLASSES = ("phone", "dped", "dslr", "pro", "apple")
-GRAY = {40 * (i + 1): name for i, name in enumerate(CLASSES)}  # make_folders' colors
+GRAY = {40 * (i + 1): name for i, name in enumerate(CLASSES)}  # write_study_folders' colors
 SCENES = ("a<i>", "b", "c")
 
 PIXEL_JS = """
@@ -80,7 +80,7 @@ def rate(url, prefer, clicks, screenshot=None):
 @pytest.fixture(scope="module")
 def study_server(tmp_path_factory):
   root = tmp_path_factory.mktemp("study")
-  folders = make_folders(str(root), CLASSES, SCENES)
+  folders = write_study_folders(str(root), CLASSES, SCENES)
   db = str(root / "votes.sqlite")
   process, url = webtools.start_server(
       "study", "--db", db, "--experiment", "phone,dped,dslr", "--experiment", "dped,pro,apple",

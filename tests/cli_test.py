@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import write_dped_folder
+from dped_tf.testing.data import write_dped_folder
 
 TINY = ["--batch_size", "2", "--patch_size", "32", "--eval_every", "2",
         "--checkpoint_every", "1", "--vgg_weights", "none"]

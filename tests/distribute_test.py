@@ -15,14 +15,14 @@ import sys
 
 import pytest
 
-from conftest import write_tiny_records
+from dped_tf.testing.data import write_tiny_records
 
 PATCH, BATCH = 32, 4  # global batch: 2 x 4 pairs (generator + critic sub-steps)
 
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
-  return write_tiny_records(tmp_path_factory, train=8, test=2, patch=PATCH)
+  return write_tiny_records(str(tmp_path_factory.mktemp("dped")), train=8, test=2, patch=PATCH)
 
 
 def _env(**extra):

@@ -9,7 +9,7 @@ import sys
 import zlib
 
 import cv2
-from conftest import random_weights_model
+from dped_tf.testing.models import random_weights_model
 import numpy as np
 from PIL import Image
 from PIL import ImageCms

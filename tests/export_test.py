@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 from skimage import data as skdata
 
-from conftest import random_weights_model
+from dped_tf.testing.models import random_weights_model
 
 from dped_tf import cli
 from dped_tf import interop

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import write_tiny_records
+from dped_tf.testing.data import write_tiny_records
 from dped_tf import config_flags, configs, train_lib
 from dped_tf.dataloaders import tfrecords
 from dped_tf.errors import DpedError
@@ -23,7 +23,7 @@ PATCH, BATCH = 32, 2
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
-  return write_tiny_records(tmp_path_factory, train=6, test=2, patch=PATCH)
+  return write_tiny_records(str(tmp_path_factory.mktemp("dped")), train=6, test=2, patch=PATCH)
 
 
 def tiny(**overrides):

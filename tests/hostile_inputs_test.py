@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import sys
 
-from conftest import write_dped_folder
+from dped_tf.testing.data import write_dped_folder
 
 
 def dped_tf_logged(*args, file_limit=None):

@@ -5,30 +5,17 @@ import pytest
 import tensorflow as tf
 from skimage import data as skdata
 
-from authors_graph import authors_generator
-from authors_graph import checkpoint_arrays
-from authors_graph import session_runner
-from conftest import random_weights_model
+from dped_tf.testing.authors_graph import authors_generator
+from dped_tf.testing.authors_graph import checkpoint_arrays
+from dped_tf.testing.authors_graph import session_runner
+from dped_tf.testing.authors_graph import write_authors_checkpoint
+from dped_tf.testing.models import random_weights_model
 from dped_tf import cli
 from dped_tf.modeling.generator import load_generator
 
 # docs/method.md §1, written out: the 40 names of a released generator checkpoint.
 CHECKPOINT_NAMES = ({f"generator/W{i}" for i in range(1, 13)} | {f"generator/b{i}" for i in range(1, 13)}
               | {"generator/Variable"} | {f"generator/Variable_{n}" for n in range(1, 16)})
-
-
-def write_authors_checkpoint(prefix, image):
-  """Saves the TF1 graph's variables with `tf.compat.v1.train.Saver` (names = op names);
-  returns (checkpoint names, the graph's output for `image`)."""
-  graph = tf.Graph()
-  with graph.as_default():
-    enhanced = authors_generator(tf.constant(image[None]), np.random.default_rng(1))
-    saver = tf.compat.v1.train.Saver()
-    with tf.compat.v1.Session(graph=graph) as sess:
-      sess.run(tf.compat.v1.global_variables_initializer())
-      expected = sess.run(enhanced)[0]
-      saver.save(sess, prefix, write_meta_graph=False)
-  return {name for name, _ in tf.train.list_variables(prefix)}, expected
 
 
 def write_named_checkpoint(prefix, arrays):

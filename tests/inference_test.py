@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import random_weights_model
+from dped_tf.testing.models import random_weights_model
 from dped_tf import inference
 
 

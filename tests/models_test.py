@@ -1,6 +1,6 @@
 """Generator and discriminator against docs/method.md §1-2, with an independent tf.nn forward."""
 
-from conftest import random_weights_model
+from dped_tf.testing.models import random_weights_model
 import keras
 import numpy as np
 import pytest

@@ -6,7 +6,7 @@ import json
 import os
 
 import cv2
-from import_checkpoint_test import write_authors_checkpoint
+from dped_tf.testing.authors_graph import write_authors_checkpoint
 import keras
 import numpy as np
 from PIL import Image

@@ -15,7 +15,7 @@ import pytest
 from dped_tf import configs
 from dped_tf import evaluation
 from dped_tf import train_lib
-from tests.conftest import write_tiny_records
+from dped_tf.testing.data import write_tiny_records
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,7 +46,7 @@ def test_figure6_curves(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_records(tmp_path_factory):
-  return write_tiny_records(tmp_path_factory, train=12, test=6, patch=32)
+  return write_tiny_records(str(tmp_path_factory.mktemp("dped")), train=12, test=6, patch=32)
 
 
 def _train(records, model_dir, **kwargs):

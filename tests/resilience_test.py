@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import write_tiny_records
+from dped_tf.testing.data import write_tiny_records
 from dped_tf.dataloaders import tfrecords
 
 PATCH = 32
@@ -23,7 +23,7 @@ TRAIN = ["train", "--phone", "sony", "--batch_size", "2", "--patch_size", str(PA
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
-  return write_tiny_records(tmp_path_factory, train=5, test=2, patch=PATCH, pairs_per_shard=2)
+  return write_tiny_records(str(tmp_path_factory.mktemp("dped")), train=5, test=2, patch=PATCH, pairs_per_shard=2)
 
 
 def test_resumed_stream_continues_the_uninterrupted_one(records):

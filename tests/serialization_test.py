@@ -5,12 +5,12 @@ import os
 import subprocess
 import sys
 
-from conftest import random_weights_model
+from dped_tf.testing.models import random_weights_model
 import numpy as np
 from skimage import data as skdata
 import tensorflow as tf
 
-from authors_graph import authors_generator
+from dped_tf.testing.authors_graph import authors_generator
 import dped_tf
 from dped_tf import cli
 from dped_tf import fileio

@@ -18,25 +18,12 @@ import numpy as np
 import pytest
 from scipy import optimize
 from scipy import stats
-import webtools
+from dped_tf.testing import browser as webtools
 
 from dped_tf import cli
+from dped_tf.testing.data import STUDY_SCENES as SCENES
+from dped_tf.testing.data import write_study_folders as make_folders
 from dped_tf.web import study
-
-SCENES = ("<b>&\"x'", "lake", "tree")
-
-
-def make_folders(root, classes=("phone", "dped", "dslr"), scenes=SCENES):
-  """One folder per class; every picture of class i is a flat gray of 40 * (i + 1)."""
-  folders = {}
-  for i, name in enumerate(classes):
-    folders[name] = os.path.join(root, name)
-    os.makedirs(folders[name], exist_ok=True)
-    for scene in scenes:
-      cv2.imwrite(os.path.join(folders[name], scene + ".png"),
-                  np.full((12, 16, 3), 40 * (i + 1), np.uint8))
-  return folders
-
 
 def vote(left, right, winner, scene):
   """A vote row of experiment a-b-c as the store returns it."""
@@ -270,7 +257,7 @@ def test_study_commands_do_not_import_tensorflow(tmp_path):
           f"{str(tmp_path / 'out')!r}]) == 0; cli.main(['dped-tf', 'study', '--help']); "
           "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
   result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=dict(os.environ, PYTHONPATH=webtools.ROOT), timeout=120)
+                          env=dict(os.environ), timeout=120)
   assert result.returncode == 0, result.stderr
   assert "a-b-c: a won 0.667 of 3 choices" in result.stdout
   with open(tmp_path / "out" / "results.csv") as f:

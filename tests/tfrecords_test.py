@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import write_dped_folder
+from dped_tf.testing.data import write_dped_folder
 from dped_tf.dataloaders import dped_folder, tfrecords
 from dped_tf.errors import DpedError
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import write_tiny_records
-from evaluation_test import np_psnr, np_released_ms_ssim, np_ssim
+from dped_tf.testing.data import write_tiny_records
+from dped_tf.testing.numpy_metrics import np_psnr, np_released_ms_ssim, np_ssim
 from dped_tf import configs, losses, train_lib
 from dped_tf.dataloaders import tfrecords
 
@@ -17,7 +17,7 @@ PATCH, BATCH = 32, 2
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
-  return write_tiny_records(tmp_path_factory, train=8, test=4, patch=PATCH)
+  return write_tiny_records(str(tmp_path_factory.mktemp("dped")), train=8, test=4, patch=PATCH)
 
 
 def make_trainer(**overrides):

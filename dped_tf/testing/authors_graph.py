@@ -1,6 +1,6 @@
 """The released generator as the authors' TF1 graph code (docs/method.md §1): an
 independent oracle built from raw checkpoint variables with plain `tf.nn` ops, shared by
-tests/import_checkpoint_test.py and experiments/bench_inference.py."""
+the import tests and experiments/bench_inference.py."""
 
 import numpy as np
 import tensorflow as tf
@@ -67,3 +67,17 @@ def session_runner(arrays, shape):
     session = tf.compat.v1.Session(graph=graph)
     session.run(tf.compat.v1.global_variables_initializer())
   return lambda x: session.run(enhanced, {images: x})
+
+
+def write_authors_checkpoint(prefix, image):
+  """Saves the TF1 graph's variables with `tf.compat.v1.train.Saver` (names = op names);
+  returns (checkpoint names, the graph's output for `image`)."""
+  graph = tf.Graph()
+  with graph.as_default():
+    enhanced = authors_generator(tf.constant(image[None]), np.random.default_rng(1))
+    saver = tf.compat.v1.train.Saver()
+    with tf.compat.v1.Session(graph=graph) as sess:
+      sess.run(tf.compat.v1.global_variables_initializer())
+      expected = sess.run(enhanced)[0]
+      saver.save(sess, prefix, write_meta_graph=False)
+  return {name for name, _ in tf.train.list_variables(prefix)}, expected

@@ -1,4 +1,4 @@
-"""Helpers of the web tests: a `dped-tf` server in a subprocess, a headless Chromium."""
+"""For the web tests and the study rater: a `dped-tf` server in a subprocess, headless Chromium."""
 
 import os
 import socket
@@ -6,9 +6,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 def free_port():
   with socket.socket() as s:
@@ -19,7 +16,7 @@ def free_port():
 def start_server(*args, env=None, timeout=120):
   """`dped-tf ARGS --port P` in a subprocess; returns (process, base url) once it answers."""
   port = free_port()
-  env = dict(os.environ, PYTHONPATH=ROOT, **(env or {}))
+  env = dict(os.environ, **(env or {}))
   process = subprocess.Popen([sys.executable, "-m", "dped_tf.cli", *args, "--port", str(port)],
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
   url = f"http://127.0.0.1:{port}"

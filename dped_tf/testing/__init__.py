@@ -1,0 +1,10 @@
+"""What the tests, the experiments and the benchmarks share: small data they make, models
+with random weights, independent oracles (the authors' TF1 graph, numpy metrics) and a
+headless browser. Not used by the library itself.
+
+- `data`: tiny DPED-layout folders and TFRecords cut from a real photo, study folders.
+- `models`: a built generator of any kind with random weights that all matter.
+- `authors_graph`: the released generator as the authors' TF1 graph code.
+- `numpy_metrics`: PSNR, SSIM and the released MS-SSIM re-derived with numpy and scipy.
+- `browser`: a `dped-tf` server in a subprocess and headless Chromium (selenium).
+"""
