@@ -29,6 +29,17 @@ class Stage:
   norm_input: str = None  # the map those statistics are of
 
 
+def halo(*convs):
+  """The context a tile needs around it for `convs` run one after another: the sum of
+  their radii, ceil(dilation * (kernel - 1) / 2) each (stride 1, SAME padding)."""
+  total = 0
+  for conv in convs:
+    if tuple(conv.strides) != (1, 1) or conv.padding != "same":
+      raise ValueError(f"{conv.name}: tiles need stride-1 SAME convolutions")
+    total += max((d * (k - 1) + 1) // 2 for k, d in zip(conv.kernel_size, conv.dilation_rate))
+  return total
+
+
 def chain(first, second):
   """One stage running `first` then `second` (a cut that needs no statistics)."""
   if second.norm is not None:
