@@ -1,11 +1,16 @@
 """Making and loading every kind of generator (docs/method.md §1, 6)."""
 
+import ast
+import inspect
+
 import numpy as np
 import pytest
 
 from dped_tf import configs
 from dped_tf.errors import DpedError
+from dped_tf.modeling import baselines
 from dped_tf.modeling import factory
+from dped_tf.modeling import generator
 from dped_tf.modeling.baselines import SRCNN
 from dped_tf.modeling.discriminator import Discriminator
 from dped_tf.modeling.generator import Generator
@@ -14,6 +19,18 @@ from dped_tf.testing.models import random_weights_model
 
 def test_the_kinds_are_the_ones_train_offers():
   assert list(factory.KINDS) == list(configs.MODELS)
+
+
+def test_each_network_module_imports_no_other_network_nor_the_factory():
+  networks = {m.__name__ for m in (generator, baselines, factory)}
+  for module in (generator, baselines):
+    imported = set()
+    for node in ast.walk(ast.parse(inspect.getsource(module))):  # function bodies too
+      if isinstance(node, ast.Import):
+        imported |= {alias.name for alias in node.names}
+      elif isinstance(node, ast.ImportFrom):
+        imported |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    assert not imported & (networks - {module.__name__}), module.__name__
 
 
 @pytest.mark.parametrize("kind, norm, cls, description", [

@@ -3,13 +3,13 @@
 A model cuts its forward pass into `Stage`s, one cut before every normalisation that
 needs statistics of the whole image (instance norm). A stage reads named maps (the photo
 is "image"), keeps their spatial size (SAME convolutions) and writes named maps; the
-last writes "rgb". Run on a tile window with `halo` pixels of context around the tile,
-the window's centre is exact. Windows are clipped to the image, so that each
-convolution's SAME padding supplies the zeros beyond the image edge exactly as it does
-for the whole image: a stage needs no mask. The stage that starts with an instance norm
-takes that norm's per-channel (mean, variance) over the whole image of the map
-`norm_input`, which the tiled executor (dped_tf/inference.py) measures while an earlier
-stage writes it.
+last writes "rgb". Run on a tile window with `halo` pixels of context around the tile
+(`halo(*convs)`: the reach of the convolutions it runs), the window's centre is exact.
+Windows are clipped to the image, so that each convolution's SAME padding supplies the
+zeros beyond the image edge exactly as it does for the whole image: a stage needs no
+mask. The stage that starts with an instance norm takes that norm's per-channel (mean,
+variance) over the whole image of the map `norm_input`, which the tiled executor
+(dped_tf/inference.py) measures while an earlier stage writes it.
 The model's own `call` runs the same stages on the whole image, the norms measuring
 their own statistics: one source for the generator's math.
 """
