@@ -32,7 +32,7 @@ def define_phone_flag(fv, help_text, default=None):
 VGG_PRECISIONS = ("float32", "bfloat16")
 NORMS = ("instance", "batch")
 TEXTURE_FORMS = ("reference", "paper")
-MODELS = ("dped", "srcnn", "johnson")   # dped_tf.modeling.baselines
+MODELS = ("dped", "srcnn", "johnson")   # dped_tf.modeling.factory.KINDS
 INITS = ("reference", "identity")       # identity: dped_tf.modeling.warm_start
 
 

@@ -1,7 +1,8 @@
 """Interop: the authors' TF1 checkpoints in, TF Serving SavedModels and TFLite out.
 
-Checkpoint names and layout: docs/method.md §1 ("Released weights"). Exports take any generator
-the project writes (DPED, SRCNN), are float32 and run it on the whole image (instance norm over the whole image, docs/method.md §1).
+Checkpoint names and layout: docs/method.md §1 ("Released weights"), read off the `Generator`
+that holds them. Exports take any generator the project writes (DPED, SRCNN), are float32
+and run it on the whole image (instance norm over the whole image, docs/method.md §1).
 """
 
 import os
@@ -21,6 +22,10 @@ IMAGE_FORMATS = ("png", "jpeg")
 TFLITE_FILES = {"float32": "generator_float32.tflite", "float16": "generator_float16.tflite"}
 
 
+class OutputExists(DpedError):
+  """An export would replace existing output, and `overwrite` is not set."""
+
+
 def _first_line(error):
   text = str(error).strip()
   return text.splitlines()[0] if text else type(error).__name__
@@ -31,16 +36,22 @@ def _norm_variable(n):
   return "generator/Variable" + (f"_{n}" if n else "")
 
 
-def checkpoint_layout():
-  """name -> shape of the 40 variables of a released generator checkpoint (docs/method.md §1)."""
-  layout = {}
-  for i in range(1, 13):
-    k = 9 if i in (1, 12) else 3
-    layout[f"generator/W{i}"] = (k, k, 3 if i == 1 else 64, 3 if i == 12 else 64)
-    layout[f"generator/b{i}"] = (3 if i == 12 else 64,)
-  for n in range(16):
-    layout[_norm_variable(n)] = (64,)
-  return layout
+def checkpoint_variables(generator):
+  """(name, variable) pairs: a `Generator`'s weights under the released checkpoint's names
+  (docs/method.md §1). Conv i holds `W{i}`, `b{i}`; norm k (after W(k+2)) holds shift
+  `Variable_{2k}` and scale `Variable_{2k+1}`."""
+  pairs = []
+  for i, conv in enumerate(generator.conv_layers(), 1):
+    pairs += [(f"generator/W{i}", conv.kernel), (f"generator/b{i}", conv.bias)]
+  for k, norm in enumerate(generator.norm_layers()):
+    pairs += [(_norm_variable(2 * k), norm.shift), (_norm_variable(2 * k + 1), norm.scale)]
+  return pairs
+
+
+def checkpoint_layout(generator):
+  """name -> shape of the checkpoint variables that hold `generator`'s weights: for
+  `released_generator()`, the 40 of a released checkpoint."""
+  return {name: tuple(variable.shape) for name, variable in checkpoint_variables(generator)}
 
 
 def _listing(items, limit=6):
@@ -48,14 +59,14 @@ def _listing(items, limit=6):
   return shown + (f", ... {len(items) - limit} more" if len(items) > limit else "")
 
 
-def read_generator_checkpoint(prefix):
-  """name -> float32 array of a TF1 generator checkpoint; DpedError naming what is wrong."""
+def read_generator_checkpoint(prefix, layout):
+  """name -> float32 array of a TF1 generator checkpoint with `layout` (name -> shape);
+  DpedError naming what is wrong."""
   try:
     reader = tf.train.load_checkpoint(prefix)
   except (tf.errors.OpError, ValueError) as e:
     raise DpedError(f"{prefix}: not a readable TF checkpoint ({_first_line(e)})") from None
   shapes = {name: tuple(shape) for name, shape in reader.get_variable_to_shape_map().items()}
-  layout = checkpoint_layout()
   problems = []
   missing = [name for name in layout if name not in shapes]
   if missing:
@@ -73,12 +84,13 @@ def read_generator_checkpoint(prefix):
   return {name: reader.get_tensor(name).astype(np.float32) for name in layout}
 
 
-def float32_generator(config):
-  """A built, float32 `Generator` from a Generator config, whatever the global policy."""
+def released_generator():
+  """A built float32 `Generator(norm="instance")`, the network of the released checkpoints,
+  whatever the global policy."""
   policy = keras.mixed_precision.global_policy()
   keras.mixed_precision.set_global_policy("float32")
   try:
-    generator = Generator.from_config(config)
+    generator = Generator(norm="instance")
   finally:
     keras.mixed_precision.set_global_policy(policy)
   generator.build((None, None, None, 3))
@@ -86,22 +98,12 @@ def float32_generator(config):
 
 
 def import_checkpoint(prefix):
-  """The authors' generator checkpoint as `Generator(norm="instance")` (docs/method.md §1 mapping).
-
-  Conv i gets `W{i}`, `b{i}`; norm k (after W(k+2)) gets shift `Variable_{2k}` and scale
-  `Variable_{2k+1}`.
-  """
-  arrays = read_generator_checkpoint(prefix)
-  generator = float32_generator({"name": "generator", "norm": "instance"})
-  targets = []
-  for i, conv in enumerate(generator.conv_layers(), 1):
-    targets += [(conv.kernel, f"generator/W{i}"), (conv.bias, f"generator/b{i}")]
-  for k, norm in enumerate(generator.norm_layers()):
-    targets += [(norm.shift, _norm_variable(2 * k)), (norm.scale, _norm_variable(2 * k + 1))]
-  if ({id(v) for v, _ in targets} != {id(v) for v in generator.weights}
-      or {name for _, name in targets} != set(arrays)):
-    raise RuntimeError("Generator weights no longer match the checkpoint layout (docs/method.md §1)")
-  for variable, name in targets:
+  """The authors' generator checkpoint as `released_generator()` with its weights
+  (`checkpoint_variables`)."""
+  generator = released_generator()
+  variables = checkpoint_variables(generator)
+  arrays = read_generator_checkpoint(prefix, checkpoint_layout(generator))
+  for name, variable in variables:
     variable.assign(arrays[name])
   return generator
 
@@ -176,7 +178,7 @@ def export_saved_model(generator, export_dir, version, overwrite=False, image_fo
   """
   target = os.path.join(export_dir, str(version))
   if os.path.exists(target) and not overwrite:
-    raise DpedError(f"{target}: export version exists (pass --overwrite or another --version)")
+    raise OutputExists(f"{target}: export version exists")
   os.makedirs(export_dir, exist_ok=True)
   tmp = os.path.join(export_dir, f".tmp-{os.getpid()}-{version}")
   shutil.rmtree(tmp, ignore_errors=True)
@@ -217,7 +219,7 @@ def export_tflite(generator, out_dir, overwrite=False):
   paths = {kind: os.path.join(out_dir, name) for kind, name in TFLITE_FILES.items()}
   existing = [p for p in paths.values() if os.path.exists(p)]
   if existing and not overwrite:
-    raise DpedError(f"{existing[0]}: exists (pass --overwrite to replace it)")
+    raise OutputExists(f"{existing[0]}: exists")
   models = tflite_models(generator)
   os.makedirs(out_dir, exist_ok=True)
   for kind, path in paths.items():

@@ -25,7 +25,7 @@ from dped_tf.dataloaders import tfrecords
 from dped_tf.errors import DpedError
 from dped_tf.modeling.discriminator import Discriminator
 from dped_tf.modeling import warm_start
-from dped_tf.modeling.baselines import make_generator
+from dped_tf.modeling.factory import make_generator
 from dped_tf.modeling.trainer import DPEDTrainer
 from dped_tf.modeling.vgg import load_content_network
 

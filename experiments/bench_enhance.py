@@ -40,7 +40,7 @@ from dped_tf.testing.models import random_weights_model  # noqa: E402
 from dped_tf import image_io  # noqa: E402
 from dped_tf import inference  # noqa: E402
 from dped_tf import precision  # noqa: E402
-from dped_tf.modeling.generator import load_generator  # noqa: E402
+from dped_tf.modeling.factory import load_generator  # noqa: E402
 from dped_tf.modeling.layers import InstanceNorm  # noqa: E402
 import tensorflow as tf  # noqa: E402
 

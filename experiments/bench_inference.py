@@ -41,7 +41,7 @@ from dped_tf.testing.authors_graph import session_runner  # noqa: E402
 from dped_tf.testing.models import random_weights_model  # noqa: E402
 from dped_tf import inference  # noqa: E402
 from dped_tf import precision  # noqa: E402
-from dped_tf.modeling.generator import load_generator  # noqa: E402
+from dped_tf.modeling.factory import load_generator  # noqa: E402
 
 # (label, height, width); whole-image and the TF1 graph run up to WHOLE_LIMIT pixels.
 SIZES = (("1 MP", 1024, 1024), ("4 MP", 2048, 2048), ("12 MP", 3000, 4000))

@@ -38,7 +38,7 @@ def load_callable(path):
   and run as `dped-tf evaluate` does."""
   # pylint: disable=import-outside-toplevel
   from dped_tf import inference
-  from dped_tf.modeling.generator import load_generator
+  from dped_tf.modeling.factory import load_generator
   return inference.Enhancer(load_generator(path), "float32").whole
 
 

@@ -120,7 +120,7 @@ def test_16_bit_png_is_enhanced_at_16_bits(model_path, tmp_path):
   assert run(str(tmp_path / "deep.png"), "--model", model_path, "--out",
              str(tmp_path / "out"), "--precision", "float32") == 0
   got = cv2.imread(str(tmp_path / "out" / "deep.png"), cv2.IMREAD_UNCHANGED)[..., ::-1]
-  from dped_tf.modeling.generator import load_generator  # pylint: disable=import-outside-toplevel
+  from dped_tf.modeling.factory import load_generator  # pylint: disable=import-outside-toplevel
   enhancer = inference.Enhancer.from_model(load_generator(model_path))
   expected = np.clip(enhancer.whole(deep[None].astype(np.float32) / 65535)[0], 0, 1)
   assert np.abs(got / 65535 - expected).max() < 1e-4  # finer than 8-bit steps (0.004)
@@ -140,7 +140,7 @@ def test_orientation_exif_and_icc_are_carried_over(model_path, tmp_path):
   assert run(str(src), "--model", model_path, "--out", str(out), "--precision", "float32",
              "--ext", "png") == 0
   upright = np.asarray(Image.open(src))[::-1].swapaxes(0, 1)  # rotate 90 degrees clockwise
-  from dped_tf.modeling.generator import load_generator  # pylint: disable=import-outside-toplevel
+  from dped_tf.modeling.factory import load_generator  # pylint: disable=import-outside-toplevel
   enhancer = inference.Enhancer.from_model(load_generator(model_path))
   expected = np.clip(enhancer.whole(upright[None].astype(np.float32) / 255)[0], 0, 1) * 255
   for name in ("photo.jpg", "photo.png"):
@@ -207,7 +207,7 @@ def test_heic_and_avif_rotated_by_exif_are_enhanced_upright(model_path, tmp_path
              "float32", "--quality", "100") == 0  # a folder run lists HEIC and AVIF files
   assert run(str(src), "--model", model_path, "--out", str(out), "--precision", "float32",
              "--ext", "png") == 0
-  from dped_tf.modeling.generator import load_generator  # pylint: disable=import-outside-toplevel
+  from dped_tf.modeling.factory import load_generator  # pylint: disable=import-outside-toplevel
   enhancer = inference.Enhancer.from_model(load_generator(model_path))
   expected = np.clip(enhancer.whole(upright[None].astype(np.float32) / 255)[0], 0, 1) * 255
   with Image.open(out / "photo.png") as im:  # lossless: the model's pixels

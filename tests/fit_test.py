@@ -16,7 +16,7 @@ from dped_tf.testing.data import write_tiny_records
 from dped_tf import config_flags, configs, train_lib
 from dped_tf.dataloaders import tfrecords
 from dped_tf.errors import DpedError
-from dped_tf.modeling.baselines import make_generator
+from dped_tf.modeling.factory import make_generator
 
 PATCH, BATCH = 32, 2
 

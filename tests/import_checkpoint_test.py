@@ -11,7 +11,8 @@ from dped_tf.testing.authors_graph import session_runner
 from dped_tf.testing.authors_graph import write_authors_checkpoint
 from dped_tf.testing.models import random_weights_model
 from dped_tf import cli
-from dped_tf.modeling.generator import load_generator
+from dped_tf import interop
+from dped_tf.modeling.factory import load_generator
 
 # docs/method.md §1, written out: the 40 names of a released generator checkpoint.
 CHECKPOINT_NAMES = ({f"generator/W{i}" for i in range(1, 13)} | {f"generator/b{i}" for i in range(1, 13)}
@@ -37,6 +38,15 @@ def _spec_arrays():
                                          np.float32)
   arrays["generator/b12"] = np.zeros(3, np.float32)
   return arrays
+
+
+def test_layout_read_off_the_generator_is_the_released_one():
+  generator = interop.released_generator()
+  layout = interop.checkpoint_layout(generator)
+  assert layout == {name: a.shape for name, a in _spec_arrays().items()}
+  variables = [v for _, v in interop.checkpoint_variables(generator)]
+  assert len(variables) == 40 and {id(v) for v in variables} == {
+      id(v) for v in generator.weights}
 
 
 def test_import_matches_the_authors_graph_on_a_photo(tmp_path, capsys):

@@ -17,7 +17,7 @@ from skimage import data as skdata
 from dped_tf import cli
 from dped_tf.dataloaders import camera_sim
 from dped_tf.dataloaders import sample
-from dped_tf.modeling.generator import load_generator
+from dped_tf.modeling.factory import load_generator
 
 PHONE, PATCH, LR = "my-phone_2", 32, 5e-4
 

@@ -14,7 +14,7 @@ FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "run_v0_1")
 
 
 def test_keras_files_of_a_v0_1_run_load_and_agree():
-  from dped_tf.modeling.generator import load_generator  # pylint: disable=import-outside-toplevel
+  from dped_tf.modeling.factory import load_generator  # pylint: disable=import-outside-toplevel
   latest = load_generator(os.path.join(FIXTURE, "generator.keras"))
   step2 = load_generator(os.path.join(FIXTURE, "generator_000002.keras"))
   photo = np.random.default_rng(0).uniform(0, 1, (1, 24, 24, 3)).astype(np.float32)

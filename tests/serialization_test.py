@@ -47,7 +47,7 @@ def test_every_saved_kind_loads_in_a_fresh_process(tmp_path, capsys):
   assert cli.main(["dped-tf", "import-checkpoint", "--checkpoint", prefix, "--out",
                    paths["imported"]]) == 0
   capsys.readouterr()
-  from dped_tf.modeling.generator import load_generator  # pylint: disable=import-outside-toplevel
+  from dped_tf.modeling.factory import load_generator  # pylint: disable=import-outside-toplevel
   models["imported"] = load_generator(paths["imported"])
 
   image = skdata.astronaut()[200:232, 180:220].astype(np.float32)[None] / 255

@@ -120,7 +120,7 @@ def load_enhancer(fv, keep_input=False):
   # pylint: disable=import-outside-toplevel
   import tensorflow as tf
   from dped_tf import inference
-  from dped_tf.modeling.generator import load_generator
+  from dped_tf.modeling.factory import load_generator
   if fv.threads:
     tf.config.threading.set_intra_op_parallelism_threads(fv.threads)
   enhancer = inference.Enhancer(load_generator(fv.model), fv.precision, jit_compile=fv.xla)

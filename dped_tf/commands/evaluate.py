@@ -56,7 +56,7 @@ def main(fv, argv):
   from dped_tf import evaluation
   from dped_tf import inference
   from dped_tf.fileio import atomic_write_bytes
-  from dped_tf.modeling.generator import load_generator
+  from dped_tf.modeling.factory import load_generator
   models = {}
   for label, path in specs:
     enhancer = inference.Enhancer.from_model(load_generator(path), fv.precision)

@@ -40,19 +40,26 @@ def main(fv, argv):
     raise DpedError("--version applies to --format saved_model only")
   logging.set_verbosity(logging.WARNING)  # TF's per-function notes while saving
   from dped_tf import interop  # pylint: disable=import-outside-toplevel
-  from dped_tf.modeling.generator import load_generator  # pylint: disable=import-outside-toplevel
+  from dped_tf.modeling.factory import load_generator  # pylint: disable=import-outside-toplevel
   if fv.format == "saved_model":
     version = fv.version or interop.next_version(fv.out)
     target = os.path.realpath(os.path.join(fv.out, str(version)))
     if os.path.realpath(fv.model).startswith(target + os.sep):
       raise DpedError(f"{fv.model}: the model lies inside the export folder {target}")
     generator = load_generator(fv.model)
-    path, size = interop.export_saved_model(generator, fv.out, version, fv.overwrite,
-                                            fv.image_format, fv.jpeg_quality)
+    try:
+      path, size = interop.export_saved_model(generator, fv.out, version, fv.overwrite,
+                                              fv.image_format, fv.jpeg_quality)
+    except interop.OutputExists as e:
+      raise DpedError(f"{e} (pass --overwrite or another --version)") from None
     print(f"SavedModel version {version}: {path} ({_mb(size)}), signatures serving_default "
           f"(images float32 [batch, height, width, 3] -> enhanced), enhance_image "
           f"(image_bytes string [n] -> enhanced_bytes {fv.image_format})")
   else:
     generator = load_generator(fv.model)
-    for kind, (path, size) in interop.export_tflite(generator, fv.out, fv.overwrite).items():
+    try:
+      written = interop.export_tflite(generator, fv.out, fv.overwrite)
+    except interop.OutputExists as e:
+      raise DpedError(f"{e} (pass --overwrite to replace it)") from None
+    for kind, (path, size) in written.items():
       print(f"TFLite {kind}: {path} ({_mb(size)}), input [batch, height, width, 3] dynamic")

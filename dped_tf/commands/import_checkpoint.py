@@ -1,4 +1,5 @@
-"""`dped-tf import-checkpoint`: the authors' TF1 generator checkpoint -> `.keras` (docs/method.md §1)."""
+"""`dped-tf import-checkpoint`: the authors' TF1 generator checkpoint -> `.keras`
+(docs/method.md §1)."""
 
 import os
 

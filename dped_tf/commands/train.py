@@ -64,8 +64,8 @@ def _train(cfg, fv, strategy, tfrecord_dir, has_records, model_dir):
   from dped_tf.modeling import vgg  # pylint: disable=import-outside-toplevel
   if cfg.init_from and not tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")):
     # A file of another architecture or norm is refused before any work.
-    from dped_tf.modeling import baselines, warm_start  # pylint: disable=import-outside-toplevel
-    generator = baselines.make_generator(cfg.model, cfg.norm)
+    from dped_tf.modeling import factory, warm_start  # pylint: disable=import-outside-toplevel
+    generator = factory.make_generator(cfg.model, cfg.norm)
     generator.build((None, None, None, 3))
     warm_start.init_from_file(generator, cfg.init_from)
   # Unusable VGG weights fail before any time goes into data conversion.

@@ -1,19 +1,18 @@
-"""The paper's baselines (docs/method.md §6), as generators the DPED trainer can train.
+"""The paper's baselines (docs/method.md §6), as generators the DPED trainer can train
+(`dped_tf.modeling.factory` makes each kind).
 
 - `srcnn`: Dong et al. (SRCNN): conv 9x9 -> 64, ReLU; conv 1x1 -> 32, ReLU; conv 5x5 -> 3,
   trained with the plain pixel MSE (`LOSS_PRESETS["srcnn"]`). Input and output are RGB in
   [0, 1], same size (no upscaling: here it maps phone photos to DSLR ones).
-- `johnson`: Johnson et al.: the residual network of the DPED generator (docs/method.md §1), trained
-  with the VGG-19 content loss only (`LOSS_PRESETS["johnson"]`).
+- `johnson`: Johnson et al.: the residual network of the DPED generator (docs/method.md §1),
+  trained with the VGG-19 content loss only (`LOSS_PRESETS["johnson"]`).
 - `dped`: the DPED generator under the composite loss.
 """
 
 import keras
 import tensorflow as tf
 
-from dped_tf.configs import MODELS
 from dped_tf.modeling import tiling
-from dped_tf.modeling.generator import Generator
 
 
 @keras.saving.register_keras_serializable(package="dped_tf")
@@ -38,31 +37,24 @@ class SRCNN(keras.Model):
 
   def build(self, input_shape):
     self.conv1.build(input_shape)
-    self.conv2.build((*input_shape[:3], 64))
-    self.conv3.build((*input_shape[:3], 32))
+    self.conv2.build((*input_shape[:3], self.conv1.filters))
+    self.conv3.build((*input_shape[:3], self.conv2.filters))
 
   def call(self, images, training=False):
     return tiling.run_whole(self.tiling_stages(), images, training)
 
   def tiling_stages(self):
     """One stage (no normalisation): a tile needs a halo of the three kernels' radii."""
+    convs = (self.conv1, self.conv2, self.conv3)
 
     def forward(maps, stats, training):
-      x = self.conv1(maps["image"])
-      x = self.conv2(x)
-      return {"rgb": tf.cast(self.conv3(x), tf.float32)}
+      x = maps["image"]
+      for conv in convs:
+        x = conv(x)
+      return {"rgb": tf.cast(x, tf.float32)}
 
-    halo = 4 + (self.middle_kernel - 1) // 2 + 2
-    return [tiling.Stage(forward, ("image",), (("rgb", 3),), halo)]
+    return [tiling.Stage(forward, ("image",), (("rgb", self.conv3.filters),),
+                         tiling.halo(*convs))]
 
   def get_config(self):
     return {"name": self.name, "middle_kernel": self.middle_kernel}
-
-
-def make_generator(model="dped", norm="instance"):
-  """The network `dped-tf train --model` trains: a `Generator` (dped, johnson) or `SRCNN`."""
-  if model in ("dped", "johnson"):
-    return Generator(norm=norm)
-  if model == "srcnn":
-    return SRCNN()
-  raise ValueError(f"unknown model {model!r} (choose from {', '.join(MODELS)})")

@@ -1,17 +1,15 @@
 """The image transformation network (docs/method.md §1; paper Fig. 5)."""
 
-import os
-import zipfile
-
 import keras
 import tensorflow as tf
 
-from dped_tf.errors import DpedError
 from dped_tf.modeling import tiling
 from dped_tf.modeling.layers import InstanceNorm
 from dped_tf.modeling.layers import ShiftedSumConv2D
 from dped_tf.modeling.layers import make_norm
 from dped_tf.modeling.layers import reference_conv
+
+CHANNELS = 64  # of every map between conv1 and conv12 (docs/method.md §1)
 
 
 @keras.saving.register_keras_serializable(package="dped_tf")
@@ -23,9 +21,9 @@ class ResidualBlock(keras.layers.Layer):
   def __init__(self, norm="instance", **kwargs):
     super().__init__(**kwargs)
     self.norm = norm
-    self.conv_a = reference_conv(64, 3, name="conv_a")
+    self.conv_a = reference_conv(CHANNELS, 3, name="conv_a")
     self.norm_a = make_norm(norm, "norm_a")
-    self.conv_b = reference_conv(64, 3, name="conv_b")
+    self.conv_b = reference_conv(CHANNELS, 3, name="conv_b")
     self.norm_b = make_norm(norm, "norm_b")
 
   def build(self, input_shape):
@@ -56,15 +54,15 @@ class Generator(keras.Model):
     kwargs.setdefault("name", "generator")
     super().__init__(**kwargs)
     self.norm = norm
-    self.conv1 = reference_conv(64, 9, activation="relu", name="conv1")
+    self.conv1 = reference_conv(CHANNELS, 9, activation="relu", name="conv1")
     self.blocks = [ResidualBlock(norm, name=f"block{i}") for i in range(4)]
-    self.conv10 = reference_conv(64, 3, activation="relu", name="conv10")
-    self.conv11 = reference_conv(64, 3, activation="relu", name="conv11")
+    self.conv10 = reference_conv(CHANNELS, 3, activation="relu", name="conv10")
+    self.conv11 = reference_conv(CHANNELS, 3, activation="relu", name="conv11")
     self.conv12 = reference_conv(3, 9, name="conv12", conv_class=ShiftedSumConv2D)
 
   def build(self, input_shape):
     self.conv1.build(input_shape)
-    shape = (*input_shape[:3], 64)
+    shape = (*input_shape[:3], self.conv1.filters)
     for layer in (*self.blocks, self.conv10, self.conv11):
       layer.build(shape)
     self.conv12.build(shape)
@@ -76,7 +74,8 @@ class Generator(keras.Model):
     """The forward pass cut before each of the 8 norms: 9 `tiling.Stage`s. Each block
     is conv_a | norm_a, ReLU, conv_b | norm_b, ReLU, + input, next conv_a | ..."""
     norms = self.norm_layers()
-    convs = [conv for b in self.blocks for conv in (b.conv_a, b.conv_b)]
+    convs = self.conv_layers()[1:9]  # the blocks' conv_a, conv_b
+    tail_convs = (self.conv10, self.conv11, self.conv12)
 
     def head(maps, stats, training):
       x = self.conv1(maps["image"])
@@ -96,23 +95,26 @@ class Generator(keras.Model):
 
     def tail(maps, stats, training):
       x = maps["skip"] + _normalise(norms[7], maps["pre"], stats, training)
-      for conv in (self.conv10, self.conv11, self.conv12):
+      for conv in tail_convs:
         x = conv(x)
       return {"rgb": tf.tanh(tf.cast(x, tf.float32)) * 0.58 + 0.5}
 
     def stats_of(k):
       return norms[k - 1] if isinstance(norms[k - 1], InstanceNorm) else None
 
-    pre = (("pre", 64),)
-    stages = [tiling.Stage(head, ("image",), (("skip", 64),) + pre, halo=4 + 1)]
+    skip = ("skip", self.conv1.filters)
+    stages = [tiling.Stage(head, ("image",), (skip, ("pre", convs[0].filters)),
+                           tiling.halo(self.conv1, convs[0]))]
     for k in range(1, 8):
+      pre = ("pre", convs[k].filters)
       if k % 2:
-        stages.append(tiling.Stage(inner(k), ("pre",), pre, 1, stats_of(k), "pre"))
-      else:
-        stages.append(tiling.Stage(block_end(k), ("pre", "skip"), (("skip", 64),) + pre, 1,
+        stages.append(tiling.Stage(inner(k), ("pre",), (pre,), tiling.halo(convs[k]),
                                    stats_of(k), "pre"))
-    stages.append(tiling.Stage(tail, ("pre", "skip"), (("rgb", 3),), 1 + 1 + 4, stats_of(8),
-                               "pre"))
+      else:
+        stages.append(tiling.Stage(block_end(k), ("pre", "skip"), (skip, pre),
+                                   tiling.halo(convs[k]), stats_of(k), "pre"))
+    stages.append(tiling.Stage(tail, ("pre", "skip"), (("rgb", self.conv12.filters),),
+                               tiling.halo(*tail_convs), stats_of(8), "pre"))
     return stages
 
   def tiling_stages(self):
@@ -131,24 +133,3 @@ class Generator(keras.Model):
 
   def get_config(self):
     return {"name": self.name, "norm": self.norm}
-
-
-def load_generator(path, kinds=None):
-  """Any generator the project writes (`dped-tf train --model dped|johnson|srcnn`,
-  `import-checkpoint`, the demo), saved as `.keras`: a `Generator` (instance or batch
-  norm) or an `SRCNN`. `kinds`: the model classes accepted (default: both)."""
-  from dped_tf.modeling import baselines  # pylint: disable=import-outside-toplevel
-  if not os.path.isfile(path):
-    raise DpedError(f"{path}: model file not found")
-  if not zipfile.is_zipfile(path):  # Keras would say "file not found"
-    raise DpedError(f"{path}: not a .keras model archive (empty, truncated or another "
-                    "format)")
-  try:
-    model = keras.models.load_model(path, compile=False)
-  except Exception as e:  # Keras raises many kinds for a bad archive
-    raise DpedError(f"{path}: not a loadable .keras model ({str(e).splitlines()[0]})") from None
-  kinds = kinds or (Generator, baselines.SRCNN)
-  if not isinstance(model, kinds):
-    wanted = " or ".join(k.__name__ for k in kinds)
-    raise DpedError(f"{path}: holds a {type(model).__name__}, not a dped_tf {wanted}")
-  return model

@@ -16,8 +16,7 @@ back through the output's `tanh(x) * 0.58 + 0.5` with the slope 1 at mid grey. T
 import numpy as np
 
 from dped_tf.errors import DpedError
-from dped_tf.modeling.baselines import SRCNN
-from dped_tf.modeling.generator import Generator, load_generator
+from dped_tf.modeling.factory import describe, load_generator
 
 CARRIERS = 3
 
@@ -53,24 +52,16 @@ def identity_init(generator):
   return generator
 
 
-def _describe(model):
-  if isinstance(model, Generator):
-    return f"a DPED generator with {model.norm} norm"
-  return f"an SRCNN (middle kernel {model.middle_kernel})"
-
-
 def init_from_file(generator, path):
   """Copies the weights of the `.keras` generator at `path` into the built `generator`;
   DpedError naming the file where its architecture or norm differs."""
-  source = load_generator(path, kinds=(Generator, SRCNN))
+  source = load_generator(path)
   if not source.built:
     source.build((None, None, None, 3))
-  same_kind = type(source) is type(generator) and (
-      source.norm == generator.norm if isinstance(generator, Generator)
-      else source.middle_kernel == generator.middle_kernel)
   shapes = [tuple(w.shape) for w in source.weights]
-  if not same_kind or shapes != [tuple(w.shape) for w in generator.weights]:
-    raise DpedError(f"{path}: holds {_describe(source)}; this run trains "
-                    f"{_describe(generator)} (--init_from needs the same --model and --norm)")
+  if describe(source) != describe(generator) or shapes != [
+      tuple(w.shape) for w in generator.weights]:
+    raise DpedError(f"{path}: holds {describe(source)}; this run trains {describe(generator)} "
+                    "(the weights need the same model and norm)")
   generator.set_weights(source.get_weights())
   return generator

@@ -6,5 +6,6 @@ headless browser. Not used by the library itself.
 - `models`: a built generator of any kind with random weights that all matter.
 - `authors_graph`: the released generator as the authors' TF1 graph code.
 - `numpy_metrics`: PSNR, SSIM and the released MS-SSIM re-derived with numpy and scipy.
+- `numpy_layers`: the generator's instance norm re-derived with numpy.
 - `browser`: a `dped-tf` server in a subprocess and headless Chromium (selenium).
 """

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from dped_tf.modeling.baselines import make_generator
+from dped_tf.modeling.factory import make_generator
 
 
 def random_weights_model(kind="dped", norm="instance", seed=0):
