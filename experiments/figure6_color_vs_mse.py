@@ -15,11 +15,8 @@ scikit-image), crops `--size` px square, shifted horizontally.
 import argparse
 import csv
 import os
-import sys
 
 import numpy as np
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 MAX_SHIFT = 10
 
