@@ -58,8 +58,9 @@ def measure(precision, iterations, batch_size, patch, xla, vgg_precision, loop):
 def measure_authors(iterations, batch_size, patch):
   """The authors' TF1 training graph, float32, on random weights and batches."""
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-  import numpy as np  # pylint: disable=import-outside-toplevel
-  from dped_tf.testing.authors_training import AuthorsTraining  # pylint: disable=import-outside-toplevel
+  # pylint: disable=import-outside-toplevel
+  import numpy as np
+  from dped_tf.testing.authors_training import AuthorsTraining
   rng = np.random.default_rng(0)
   phone, dslr = (rng.uniform(size=(2 * batch_size, patch, patch, 3)).astype(np.float32)
                  for _ in range(2))
