@@ -3,7 +3,7 @@
 Each step is a `dped-tf` subcommand run as a subprocess, as a user would run it, its
 output shown and copied into a log; the scripts read what the commands write (TFRecords,
 `run.json`, `evaluate --json`), never the library's internals. Scripts run as
-`python experiments/NAME.py`, which puts this folder on their `sys.path`.
+`python experiments/NAME.py`, which makes this folder importable for them.
 """
 
 import contextlib
