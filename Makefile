@@ -37,7 +37,7 @@ train: install
 # The sample pipeline end to end on a 2-core CPU (about 10 minutes): runs/demo/report.md.
 # VGG=/path/to/vgg19 .h5 or .mat: ImageNet VGG-19 weights for the content term.
 demo: install
-	$(PY) -m dped_tf.demo --phone $(PHONE) $(if $(VGG),--vgg_weights $(VGG))
+	$(PY) experiments/demo.py --phone $(PHONE) $(if $(VGG),--vgg_weights $(VGG))
 
 # JupyterLab on the project's environment, on the loss-ablation notebook.
 notebook: install

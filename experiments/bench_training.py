@@ -1,16 +1,18 @@
 """Seconds per DPED training iteration through `fit()`, float32 vs mixed_bfloat16, side
-by side; with `--hand_loop`, also the step called from a Python loop (the hand loop
-`dped-tf train` used before it went through `fit()`).
+by side, and as ratios to the authors' released TF1 training graph timed in the same run
+(`dped_tf.testing.authors_training`); with `--hand_loop`, also the step called from a
+Python loop (the hand loop `dped-tf train` used before it went through `fit()`).
 
-One iteration = the reference's generator step + critic step (docs/method.md §4) on batch 50 of
-100x100 patches with the full loss (VGG-19 relu5_4 content included). Each run is its
-own subprocess (Keras' dtype policy is process-global) on the same random batch,
-repeated; mixed_bfloat16 is timed with the reference float32 VGG-19 and with the opt-in
-`--vgg_precision bfloat16`. `--only float32` skips the mixed_bfloat16 runs. VGG weights are random here (same compute as ImageNet's,
-which cannot be downloaded on these machines). Reference figure: the authors' TF1
-graph, 19.6 s per iteration on these 2-core machines (docs/method.md §7).
+One iteration = the reference's generator step + critic step (docs/method.md §4) on batch
+50 of 100x100 patches with the full loss (VGG-19 relu5_4 content included), in DPEDTrainer
+and in the TF1 graph alike. Each run is its own subprocess (Keras' dtype policy is
+process-global) on a random batch, repeated; mixed_bfloat16 is timed with the reference
+float32 VGG-19 and with the opt-in `--vgg_precision bfloat16`. `--only float32` skips the
+mixed_bfloat16 runs. VGG weights are random here (same compute as ImageNet's, which
+cannot be downloaded on these machines).
 
-  python experiments/bench_training.py [--iterations 3] [--batch_size 50] [--hand_loop]
+  python experiments/bench_training.py [--iterations 3] [--batch_size 50] [--patch_size 100]
+      [--hand_loop] [--xla] [--only float32]
 """
 
 import argparse
@@ -20,9 +22,7 @@ import subprocess
 import sys
 import time
 
-from dped_tf.precision import cpu_model
-
-REFERENCE_TF1_SECONDS = 19.6
+from dped_tf.precision import cpu_has_bf16, cpu_model
 
 
 def measure(precision, iterations, batch_size, patch, xla, vgg_precision, loop):
@@ -51,9 +51,41 @@ def measure(precision, iterations, batch_size, patch, xla, vgg_precision, loop):
     for _ in range(iterations + 1):
       float(step(batch)["g_loss"])
       ends.append(time.perf_counter())
-  first, times = ends[0] - t0, [b - a for a, b in zip(ends, ends[1:])]
   return {"precision": precision, "xla": xla, "vgg": vgg_precision, "loop": loop,
-          "first_s": first, "times_s": times, "median_s": sorted(times)[len(times) // 2]}
+          **timings(t0, ends)}
+
+
+def measure_authors(iterations, batch_size, patch):
+  """The authors' TF1 training graph, float32, on random weights and batches."""
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  # pylint: disable=import-outside-toplevel
+  import numpy as np
+  from dped_tf.testing.authors_training import AuthorsTraining
+  rng = np.random.default_rng(0)
+  phone, dslr = (rng.uniform(size=(2 * batch_size, patch, patch, 3)).astype(np.float32)
+                 for _ in range(2))
+  t0 = time.perf_counter()
+  authors = AuthorsTraining(batch_size, patch)
+  ends = []
+  for _ in range(iterations + 1):
+    authors.iteration(phone, dslr, rng.integers(0, 2, batch_size))
+    ends.append(time.perf_counter())
+  return {"precision": "float32", "xla": False, "vgg": "float32", "loop": "tf1",
+          **timings(t0, ends)}
+
+
+def timings(t0, ends):
+  """The first iteration (with building and tracing) apart; the median of the others."""
+  times = [b - a for a, b in zip(ends, ends[1:])]
+  return {"first_s": ends[0] - t0, "times_s": times, "median_s": sorted(times)[len(times) // 2]}
+
+
+def name_of(run):
+  if run["loop"] == "tf1":
+    return "authors' TF1 graph, float32"
+  return run["precision"] + (" + XLA" if run["xla"] else "") + (
+      ", VGG bf16" if run["vgg"] == "bfloat16" else "") + (
+      ", fit()" if run["loop"] == "fit" else ", hand loop")
 
 
 def main():
@@ -69,10 +101,14 @@ def main():
   args = parser.parse_args()
   if args.child:
     precision, xla, vgg_precision, loop = args.child.split(":")
-    print(json.dumps(measure(precision, args.iterations, args.batch_size, args.patch_size,
-                             xla == "1", vgg_precision, loop)))
+    if loop == "tf1":
+      result = measure_authors(args.iterations, args.batch_size, args.patch_size)
+    else:
+      result = measure(precision, args.iterations, args.batch_size, args.patch_size,
+                       xla == "1", vgg_precision, loop)
+    print(json.dumps(result))
     return
-  runs = ["float32:0:float32:fit"]
+  runs = ["float32:0:float32:tf1", "float32:0:float32:fit"]
   runs += ["float32:0:float32:hand"] if args.hand_loop else []
   runs += [] if args.only else ["mixed_bfloat16:0:float32:fit", "mixed_bfloat16:0:bfloat16:fit"]
   runs += ["float32:1:float32:fit"] if args.xla else []
@@ -83,19 +119,16 @@ def main():
                           str(args.batch_size), "--patch_size", str(args.patch_size)],
                          capture_output=True, text=True, check=True)
     results.append(json.loads(out.stdout.strip().splitlines()[-1]))
-  from dped_tf.precision import cpu_has_bf16  # pylint: disable=import-outside-toplevel
+  authors, results = results[0], results[1:]
   print(f"CPU: {cpu_model()} ({os.cpu_count()} cores; bfloat16 "
         f"{'native (AMX/AVX512-BF16)' if cpu_has_bf16() else 'emulated'})")
   print(f"Training iteration, batch {args.batch_size} of {args.patch_size}x{args.patch_size}, "
         f"generator + critic step, full loss incl. VGG-19 ({args.iterations} timed, "
         "median; random VGG weights, same compute)")
-  print(f"{'policy':<44}{'s/iter':>9}{'patches/s':>11}{'vs TF1 19.6 s':>15}{'first (trace)':>15}")
-  for r in results:
-    name = r["precision"] + (" + XLA" if r["xla"] else "") + (
-        ", VGG bf16" if r["vgg"] == "bfloat16" else "") + (
-        ", fit()" if r["loop"] == "fit" else ", hand loop")
-    print(f"{name:<44}{r['median_s']:>9.2f}{2 * args.batch_size / r['median_s']:>11.1f}"
-          f"{REFERENCE_TF1_SECONDS / r['median_s']:>14.2f}x{r['first_s']:>14.1f}s")
+  print(f"{'run':<44}{'s/iter':>9}{'patches/s':>11}{'vs TF1':>11}{'first (trace)':>15}")
+  for r in [authors, *results]:
+    print(f"{name_of(r):<44}{r['median_s']:>9.2f}{2 * args.batch_size / r['median_s']:>11.1f}"
+          f"{authors['median_s'] / r['median_s']:>10.2f}x{r['first_s']:>14.1f}s")
   fp32 = results[0]["median_s"]
   if args.hand_loop:
     print(f"float32 s/iteration, fit() / hand loop: {fp32 / results[1]['median_s']:.3f}")

@@ -15,11 +15,8 @@ scikit-image), crops `--size` px square, shifted horizontally.
 import argparse
 import csv
 import os
-import sys
 
 import numpy as np
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 MAX_SHIFT = 10
 
@@ -63,7 +60,8 @@ def comparison_sentence(rows):
   return (f"Measured: for n = 1-2 the color loss is {small[0]:.0f}x and {small[1]:.0f}x "
           f"smaller than MSE ({by_n[1]['color']:.1e}, {by_n[2]['color']:.1e} against "
           f"{by_n[1]['mse']:.1e}, {by_n[2]['mse']:.1e}), small next to MSE, consistent with "
-          f"the paper's 'nearly insensitive' (though it does grow 4x from n = 1 to 2); for n = 3-5 it is "
+          f"the paper's 'nearly insensitive' (though it does grow 4x from n = 1 to 2); "
+          f"for n = 3-5 it is "
           f"{', '.join(f'{r:.1f}x' for r in mid)} smaller (the paper: 5-10x), "
           f"{inside} of 3 inside that range; the ratio keeps falling with n "
           f"({by_n[max(by_n)]['ratio']:.1f}x at n = {max(by_n)}).")

@@ -21,35 +21,13 @@ and both `myphone` models on the `myphone` test patches by both protocols (docs/
 import argparse
 import json
 import os
-import subprocess
-import sys
 
+from dped_tf import evaluation
 from dped_tf.precision import cpu_model
+from orchestration import Steps, write_report
 
-CLI = [sys.executable, "-m", "dped_tf.cli"]
 SOURCE, NEW = ("sony", "sony"), ("myphone", "midrange")  # (phone name, simulated camera)
-
-
-def dped_tf(*args):
-  print("$ dped-tf " + " ".join(args), flush=True)
-  subprocess.run(CLI + list(args), check=True)
-
-
-def make_sample(data, phone, camera, args):
-  if not os.path.isfile(os.path.join(data, phone, "tfrecords", "meta.json")):
-    dped_tf("sample", "--phone", phone, "--camera", camera, "--out", data, "--patch_size",
-            str(args.patch_size), "--train_patches", str(args.train_patches),
-            "--test_patches", str(args.test_patches), "--overwrite")
-  return os.path.join(data, phone, "tfrecords")
-
-
-def train(records, phone, model_dir, args, *extra):
-  dped_tf("train", "--phone", phone, "--tfrecord_dir", records, "--model_dir", model_dir,
-          "--preset", "demo", "--vgg_weights", "none", "--batch_size", str(args.batch_size),
-          "--patch_size", str(args.patch_size), "--iterations", str(args.iterations),
-          "--eval_every", str(args.iterations), "--checkpoint_every", str(args.iterations),
-          "--learning_rate", str(args.learning_rate), "--precision", "float32", *extra)
-  return os.path.join(model_dir, "generator.keras")
+RUNS = ("sony", "myphone_scratch", "myphone_finetuned")
 
 
 def last_metrics(model_dir):
@@ -68,24 +46,25 @@ def main(argv=None):
   parser.add_argument("--test_patches", type=int, default=300)
   args = parser.parse_args(argv)
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  steps = Steps()
   data = os.path.join(args.out, "data")
-  source_records = make_sample(data, *SOURCE, args)
-  new_records = make_sample(data, *NEW, args)
-  source_model = train(source_records, SOURCE[0], os.path.join(args.out, "sony"), args)
-  scratch = train(new_records, NEW[0], os.path.join(args.out, "myphone_scratch"), args)
-  finetuned = train(new_records, NEW[0], os.path.join(args.out, "myphone_finetuned"), args,
-                    "--init_from", source_model)
-  out_json = os.path.join(args.out, "evaluation.json")
-  dped_tf("evaluate", "--phone", NEW[0], "--tfrecords", new_records, "--json", out_json,
-          "--compare", f"sony model, not fine-tuned={source_model}",
-          "--compare", f"myphone from scratch={scratch}",
-          "--compare", f"myphone fine-tuned from sony={finetuned}")
-  with open(out_json) as f:
-    results = json.load(f)["results"]
-  from dped_tf import evaluation  # pylint: disable=import-outside-toplevel
+  source_records, new_records = (
+      steps.sample(data, phone, args.patch_size, args.train_patches, args.test_patches,
+                   camera, reuse=True) for phone, camera in (SOURCE, NEW))
+  budget = dict(iterations=args.iterations, batch_size=args.batch_size,
+                patch_size=args.patch_size, learning_rate=args.learning_rate)
+  source_model, _ = steps.train(source_records, SOURCE[0], os.path.join(args.out, RUNS[0]),
+                                **budget)
+  scratch, _ = steps.train(new_records, NEW[0], os.path.join(args.out, RUNS[1]), **budget)
+  finetuned, _ = steps.train(new_records, NEW[0], os.path.join(args.out, RUNS[2]), **budget,
+                             extra=("--init_from", source_model))
+  results = steps.evaluate(NEW[0], [f"sony model, not fine-tuned={source_model}",
+                                    f"myphone from scratch={scratch}",
+                                    f"myphone fine-tuned from sony={finetuned}"],
+                           os.path.join(args.out, "evaluation.json"), tfrecords=new_records)
   seconds = {name: last_metrics(os.path.join(args.out, name))["seconds_per_iteration"]
-             for name in ("sony", "myphone_scratch", "myphone_finetuned")}
-  report = "\n".join([
+             for name in RUNS}
+  write_report(args.out, "\n".join([
       f"# Own phone: simulated `{NEW[1]}` camera as `{NEW[0]}`, fine-tuned from `{SOURCE[0]}`",
       "", f"CPU: {cpu_model()} x {os.cpu_count()}; seconds per iteration: " + ", ".join(
           f"{name} {value:.2f}" for name, value in seconds.items()) + ".",
@@ -95,10 +74,7 @@ def main(argv=None):
       f"Budget per run: {args.iterations} iterations, batch {args.batch_size} of "
       f"{args.patch_size}x{args.patch_size}, learning rate {args.learning_rate}, float32; "
       f"the fine-tuned model adds its {args.iterations} to the sony model's.", "",
-      evaluation.format_markdown(results), ""])
-  with open(os.path.join(args.out, "report.md"), "w") as f:
-    f.write(report)
-  print(report)
+      evaluation.format_markdown(results), ""]))
 
 
 if __name__ == "__main__":

@@ -6,20 +6,20 @@ paper's layout (rows: phone; columns: methods; cells: PSNR dB / SSIM).
         --model "Johnson et al.=runs/johnson/generator.keras" \\
         --model "DPED=runs/sony/generator.keras" --out runs/table2_sony
 
-Models are what `dped-tf train` writes (`--model dped|srcnn|johnson`); they are all run
-in float32 and scored by both protocols of `dped-tf evaluate` (dped_tf.metrics.TestMetrics,
-docs/method.md §6), next to the unprocessed phone patches. The Table-2 layout shows the
-released code's protocol (batch-MSE PSNR and MS-SSIM over full batches of 50: what the
-published numbers are) with the published row under it; the per-patch means follow in a
-table of their own. Writes `<out>/table2.md`, `.csv` and `.json`.
+Models are what `dped-tf train` writes (`--model dped|srcnn|johnson`). `dped-tf evaluate`
+runs them all in float32 and scores them by both protocols (docs/method.md §6), next to
+the unprocessed phone patches; this script only lays out what it wrote. The Table-2
+layout shows the released code's protocol (batch-MSE PSNR and MS-SSIM over full batches
+of 50: what the published numbers are) with the published row under it; the per-patch
+means follow in a table of their own. Writes `<out>/table2.md`, and `evaluate`'s own
+`.csv` and `.json` as `<out>/table2.csv` and `table2.json`.
 """
 
 import argparse
-import json
 import os
-import sys
+import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from orchestration import Steps
 
 # docs/method.md §6 (second paper version): PSNR dB / SSIM.
 PUBLISHED = {
@@ -31,15 +31,6 @@ PUBLISHED = {
              "Johnson et al.": (21.33, 0.9434), "DPED": (21.81, 0.9437)},
 }
 PHONE_NAMES = {"iphone": "iPhone", "blackberry": "BlackBerry", "sony": "Sony"}
-
-
-def load_callable(path):
-  """A trained model (.keras: any generator) as a float32 batch -> batch function, loaded
-  and run as `dped-tf evaluate` does."""
-  # pylint: disable=import-outside-toplevel
-  from dped_tf import inference
-  from dped_tf.modeling.factory import load_generator
-  return inference.Enhancer(load_generator(path), "float32").whole
 
 
 def _cell(psnr, ssim):
@@ -73,15 +64,6 @@ def markdown(phone, results):
   return "\n".join(lines) + "\n"
 
 
-def run(phone, models, batches, full_batch=50):
-  """{label: metrics} of the unprocessed phone patches and of `models` {label: path}."""
-  from dped_tf import evaluation  # pylint: disable=import-outside-toplevel
-  callables = {label: load_callable(path) for label, path in models.items()}
-  results = evaluation.evaluate(batches, callables, full_batch)
-  return {("phone (unprocessed)" if k == evaluation.BASELINE else k): v
-          for k, v in results.items()}
-
-
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--phone", required=True, choices=sorted(PUBLISHED))
@@ -95,29 +77,19 @@ def main(argv=None):
   parser.add_argument("--out", default=None, help="folder for table2.md/.csv/.json")
   args = parser.parse_args(argv)
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  # pylint: disable=import-outside-toplevel
-  from dped_tf import evaluation
-  from dped_tf.commands.evaluate import model_specs
-  models = dict(model_specs(None, args.model))
-  if args.tfrecords:
-    source_name = args.tfrecords
-    batches = evaluation.tfrecord_batches(args.tfrecords, args.batch_size, args.limit)
-  else:
-    source_name = args.dped_dir
-    batches = evaluation.folder_batches(args.dped_dir, args.phone, args.batch_size,
-                                        args.limit)
-  results = run(args.phone, models, batches, args.batch_size)
+  source = args.tfrecords or args.dped_dir
+  with tempfile.TemporaryDirectory() as scratch:
+    out = args.out or scratch
+    os.makedirs(out, exist_ok=True)
+    results = Steps().evaluate(
+        args.phone, args.model,
+        os.path.join(out, "table2.json"), tfrecords=args.tfrecords, dped_dir=args.dped_dir,
+        csv=os.path.join(out, "table2.csv"), batch_size=args.batch_size, limit=args.limit)
   table = markdown(args.phone, results)
   print(table)
   if args.out:
-    os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "table2.md"), "w") as f:
-      f.write(f"Test patches: {source_name}\n\n{table}")
-    with open(os.path.join(args.out, "table2.csv"), "w") as f:
-      f.write(evaluation.to_csv(args.phone, results))
-    with open(os.path.join(args.out, "table2.json"), "w") as f:
-      json.dump({"phone": args.phone, "source": source_name, "results": results}, f,
-                indent=1)
+      f.write(f"Test patches: {source}\n\n{table}")
   return results
 
 

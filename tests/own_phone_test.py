@@ -15,6 +15,7 @@ import tensorflow as tf
 from skimage import data as skdata
 
 from dped_tf import cli
+from dped_tf import evaluation
 from dped_tf.dataloaders import camera_sim
 from dped_tf.dataloaders import sample
 from dped_tf.modeling.factory import load_generator
@@ -112,3 +113,22 @@ def test_new_phone_from_heic_pairs_to_enhanced_photos(photos, tmp_path, capsys):
   got = np.asarray(Image.open(tmp_path / "enhanced" / "chelsea.png"), np.float32) / 255
   assert np.abs(got - expected).max() <= 0.51 / 255
   assert not os.path.exists(tmp_path / "enhanced" / "chelsea.jpg")
+
+
+def test_own_phone_experiment_compares_scratch_and_fine_tuned(tmp_path, run_experiment):
+  """experiments/own_phone.py at a tiny budget: the sony model, myphone from scratch and
+  fine-tuned from it, evaluated together on myphone's test patches."""
+  out = tmp_path / "own_phone"
+  run_experiment("own_phone", "--out", str(out), "--iterations", "2", "--batch_size", "2",
+                 "--patch_size", "32", "--train_patches", "16", "--test_patches", "6")
+  sony = str(out / "sony" / "generator.keras")
+  finetuned = json.loads((out / "myphone_finetuned" / "run.json").read_text())
+  assert finetuned["generator_source"]["init_from"]["path"] == sony
+  assert finetuned["config"]["phone"] == "myphone"
+  results = json.loads((out / "evaluation.json").read_text())["results"]
+  assert list(results) == ["phone (unprocessed)", "sony model, not fine-tuned",
+                           "myphone from scratch", "myphone fine-tuned from sony"]
+  assert all(r["patches"] == 6 for r in results.values())
+  report = (out / "report.md").read_text()
+  for line in evaluation.format_markdown(results).splitlines():
+    assert line in report

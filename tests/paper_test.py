@@ -1,6 +1,6 @@
-"""Issue 6, "the paper, runnable": the Figure-6 script, the Table-2 baselines (train a few
-steps, evaluate by the same protocol), the identity start, and the loss-ablation notebook
-executed headless with a tiny budget."""
+"""The paper, runnable: the Figure-6 script, the Table-2 baselines (train a few steps,
+evaluate by the same protocol, `experiments/table2.py`), the identity start, and the
+loss-ablation notebook executed headless with a tiny budget."""
 
 import csv
 import importlib.util
@@ -57,7 +57,7 @@ def _train(records, model_dir, **kwargs):
   return os.path.join(model_dir, "generator.keras")
 
 
-def test_baselines_train_and_evaluate(tiny_records, tmp_path):
+def test_baselines_train_and_evaluate(tiny_records, tmp_path, run_experiment):
   from dped_tf import cli  # pylint: disable=import-outside-toplevel
   from dped_tf.modeling.baselines import SRCNN  # pylint: disable=import-outside-toplevel
   # Dong et al. through the command line: --model srcnn picks the srcnn (MSE) preset.
@@ -73,17 +73,21 @@ def test_baselines_train_and_evaluate(tiny_records, tmp_path):
   # Johnson et al.: the generator under the VGG content loss only.
   johnson = _train(tiny_records, str(tmp_path / "johnson"), model="johnson",
                    loss=configs.LOSS_PRESETS["johnson"])
-  table2 = load_script("table2")
   out = tmp_path / "table"
-  results = table2.main(["--phone", "sony", "--tfrecords", tiny_records, "--out", str(out),
-                         "--batch_size", "3",
-                         "--model", f"Dong et al.={srcnn_dir}/generator.keras",
-                         "--model", f"Johnson et al.={johnson}"])
+  printed = run_experiment("table2", "--phone", "sony", "--tfrecords", tiny_records,
+                           "--out", str(out), "--batch_size", "3",
+                           "--model", f"Dong et al.={srcnn_dir}/generator.keras",
+                           "--model", f"Johnson et al.={johnson}")
+  results = json.loads((out / "table2.json").read_text())["results"]
   assert list(results) == ["phone (unprocessed)", "Dong et al.", "Johnson et al."]
   for r in results.values():
     assert r["patches"] == 6 and r["full_batches"] == 2
     assert all(math.isfinite(r[m]) for m in evaluation.METRICS)
   table = (out / "table2.md").read_text()
+  assert table.split("\n\n", 1)[1] in printed
+  with open(out / "table2.csv") as f:
+    rows = list(csv.DictReader(f))
+  assert [r["method"] for r in rows] == list(results)
   dong = results["Dong et al."]
   # The released protocol's numbers, then the published row beside them; per patch apart.
   assert ("| Sony (this run) | " in table and f"{dong['released_psnr']:.2f} / "

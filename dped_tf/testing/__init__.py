@@ -5,6 +5,8 @@ headless browser. Not used by the library itself.
 - `data`: tiny DPED-layout folders and TFRecords cut from a real photo, study folders.
 - `models`: a built generator of any kind with random weights that all matter.
 - `authors_graph`: the released generator as the authors' TF1 graph code.
+- `authors_training`: one training iteration of the released TF1 code (critic, VGG-19,
+  losses, two Adam steps) around that generator.
 - `numpy_metrics`: PSNR, SSIM and the released MS-SSIM re-derived with numpy and scipy.
 - `numpy_layers`: the generator's instance norm re-derived with numpy.
 - `browser`: a `dped-tf` server in a subprocess and headless Chromium (selenium).

@@ -1,30 +1,45 @@
 """`make demo`: the whole pipeline on the embedded sample, sized for a 2-core CPU.
 
-    python -m dped_tf.demo [--phone sony] [--out runs/demo]
+    python experiments/demo.py [--phone sony] [--out runs/demo]
 
 Builds the sample dataset (`dped-tf sample`), trains the demo configuration, evaluates
 the held-out test patches (`dped-tf evaluate`), enhances the held-out full-size photos
 (`dped-tf enhance`), exports a SavedModel (`dped-tf export`) and writes
-`<out>/report.md`: fallbacks first, then the metrics, the pictures, the configuration.
+`<out>/report.md`: fallbacks first, then the metrics, the pictures (with an animation of
+the test crops across training), the configuration. The steps are those of
+`orchestration.Steps`, shared with `own_phone.py`.
 
 The demo configuration (why it is not the paper's, in numbers: see `DEMO_NOTES`):
-64x64 patches, batch 8, 600 iterations, mixed bfloat16 where the CPU multiplies bfloat16
+64x64 patches, batch 8, 600 iterations, bfloat16 where the CPU multiplies bfloat16
 natively; loss `demo` (color 0.5 + pixel MSE x 1000; no critic; the VGG-19 content term
 only when ImageNet weights are at hand: `demo_vgg`, 300 iterations); the generator
 starts near the identity map (`--init identity`).
 """
 
-import argparse
-import json
 import os
-import shutil
-import subprocess
-import sys
-import time
 
-import numpy as np
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow's first import
 
-from dped_tf import precision
+import argparse  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+from skimage import metrics  # noqa: E402
+
+from dped_tf import evaluation  # noqa: E402
+from dped_tf import fileio  # noqa: E402
+from dped_tf import image_io  # noqa: E402
+from dped_tf import precision  # noqa: E402
+from dped_tf.dataloaders import align  # noqa: E402
+from dped_tf.dataloaders import dped_folder  # noqa: E402
+from dped_tf.dataloaders import sample  # noqa: E402
+from dped_tf.errors import DpedError  # noqa: E402
+from dped_tf.modeling import vgg  # noqa: E402
+from orchestration import Steps, crops_animation, read_run, write_report  # noqa: E402
 
 DEMO_NOTES = (
     "The generator starts near the identity map (`--init identity`), not from the "
@@ -33,34 +48,11 @@ DEMO_NOTES = (
     "batch 8 of 64x64 crops, bfloat16; 100 test patches of 100x100, 28.0 dB unprocessed): "
     "the reference start reached 23.7 dB after 307 iterations (learning rate 1e-3), the "
     "identity start 30.4 dB after 245 (5e-4).")
-CLI = [sys.executable, "-m", "dped_tf.cli"]
-
-
-def run_cli(args, log):
-  """Runs `dped-tf ARGS`, its output shown and copied into `log`; raises on failure."""
-  line = "$ dped-tf " + " ".join(args)
-  print(line, flush=True)
-  with open(log, "a") as f:
-    f.write(line + "\n")
-    f.flush()
-    proc = subprocess.Popen(CLI + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    output = []
-    for chunk in iter(lambda: proc.stdout.read1(4096), b""):
-      text = chunk.decode(errors="replace")
-      output.append(text)
-      f.write(text)
-      sys.stdout.write(text)
-      sys.stdout.flush()
-    proc.wait()
-  if proc.returncode:
-    raise SystemExit(f"demo: `dped-tf {args[0]}` failed (exit {proc.returncode}); see {log}")
-  return "".join(output)
+ANIMATION = "training_crops.gif"
 
 
 def find_vgg(source):
   """(source to train with, note): ImageNet VGG-19 weights if they load, else 'none'."""
-  from dped_tf.errors import DpedError  # pylint: disable=import-outside-toplevel
-  from dped_tf.modeling import vgg  # pylint: disable=import-outside-toplevel
   if source == "none":
     return "none", "VGG-19 weights: none requested (--vgg_weights none)."
   try:
@@ -72,7 +64,6 @@ def find_vgg(source):
 
 def full_size_metrics(enhanced_dir, sample_dir, phone):
   """[(name, phone image, enhanced image, DSLR image)] for the held-out full-size photos."""
-  from dped_tf.dataloaders import align, dped_folder, sample  # pylint: disable=import-outside-toplevel
   out = []
   for name in sample.PHOTOS["test"]:
     stem = os.path.splitext(name)[0]
@@ -85,14 +76,12 @@ def full_size_metrics(enhanced_dir, sample_dir, phone):
 
 
 def photo_scores(a, b):
-  from skimage import metrics  # pylint: disable=import-outside-toplevel
   return (metrics.peak_signal_noise_ratio(b, a, data_range=255),
           metrics.structural_similarity(b, a, channel_axis=2, data_range=255))
 
 
 def side_by_side(images, labels, height=300):
   """Images resized to one height, labelled, side by side; uint8 RGB."""
-  import cv2  # pylint: disable=import-outside-toplevel
   tiles = []
   for image, label in zip(images, labels):
     scale = height / image.shape[0]
@@ -106,7 +95,6 @@ def side_by_side(images, labels, height=300):
 
 
 def write_image(path, rgb, quality=92):
-  from dped_tf import fileio, image_io  # pylint: disable=import-outside-toplevel
   fileio.atomic_write_bytes(path, image_io.encode_photo(".jpg", image_io.Photo(rgb), quality))
 
 
@@ -127,90 +115,62 @@ def main(argv=None):
   parser.add_argument("--precision", default="auto", choices=precision.CHOICES,
                       help="training compute dtype (dped_tf/precision.py)")
   args = parser.parse_args(argv)
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   t_start = time.time()
-  timings = {}
   os.makedirs(args.out, exist_ok=True)
-  log = os.path.join(args.out, "demo.log")
-  open(log, "w").close()
+  steps = Steps(os.path.join(args.out, "demo.log"))
   model_dir = os.path.join(args.out, "model")
   shutil.rmtree(model_dir, ignore_errors=True)
 
-  # 1. The sample dataset.
-  t = time.time()
-  run_cli(["sample", "--phone", args.phone, "--out", args.data, "--patch_size",
-           str(args.patch_size), "--train_patches", str(args.train_patches),
-           "--test_patches", str(args.test_patches), "--overwrite"], log)
-  sample_dir = args.data
-  tfrecord_dir = os.path.join(sample_dir, args.phone, "tfrecords")
-  timings["sample dataset"] = time.time() - t
+  with steps.timed("sample dataset"):
+    tfrecord_dir = steps.sample(args.data, args.phone, args.patch_size, args.train_patches,
+                                args.test_patches)
 
-  # 2. Train.
   vgg_source, vgg_note = find_vgg(args.vgg_weights)
   with_content = vgg_source != "none"
-  preset = "demo_vgg" if with_content else "demo"
   iterations = args.iterations or (300 if with_content else 600)
-  policy = precision.POLICY_OF[precision.resolve(args.precision)]
-  eval_every = max(1, iterations // 4)
-  train_args = ["train", "--phone", args.phone, "--tfrecord_dir", tfrecord_dir,
-                "--model_dir", model_dir, "--preset", preset, "--init", "identity",
-                "--batch_size", str(args.batch_size), "--patch_size", str(args.patch_size),
-                "--iterations", str(iterations), "--eval_every", str(eval_every),
-                "--checkpoint_every", str(eval_every), "--learning_rate",
-                str(args.learning_rate), "--precision", policy, "--vgg_weights", vgg_source]
-  t = time.time()
-  run_cli(train_args, log)
-  timings["training"] = time.time() - t
-  generator = os.path.join(model_dir, "generator.keras")
+  compute_dtype = precision.resolve(args.precision)
+  with steps.timed("training"):
+    generator, train_args = steps.train(
+        tfrecord_dir, args.phone, model_dir, iterations=iterations,
+        batch_size=args.batch_size, patch_size=args.patch_size,
+        learning_rate=args.learning_rate, preset="demo_vgg" if with_content else "demo",
+        vgg_weights=vgg_source, precision=compute_dtype,
+        eval_every=max(1, iterations // 4), extra=("--init", "identity"))
 
-  # 3. Evaluate on the held-out test patches (Table 2 protocol).
-  t = time.time()
-  eval_json = os.path.join(args.out, "evaluation.json")
-  run_cli(["evaluate", "--phone", args.phone, "--model", generator, "--tfrecords",
-           tfrecord_dir, "--json", eval_json, "--csv", os.path.join(args.out,
-                                                                    "evaluation.csv")], log)
-  with open(eval_json) as f:
-    results = json.load(f)["results"]
-  timings["evaluation"] = time.time() - t
+  with steps.timed("evaluation"):  # the held-out test patches, Table 2's protocols
+    results = steps.evaluate(args.phone, [f"generator={generator}"],
+                             os.path.join(args.out, "evaluation.json"),
+                             tfrecords=tfrecord_dir,
+                             csv=os.path.join(args.out, "evaluation.csv"))
 
-  # 4. Enhance the held-out full-size photos.
-  t = time.time()
-  from dped_tf.dataloaders import dped_folder  # pylint: disable=import-outside-toplevel
   enhanced_dir = os.path.join(args.out, "enhanced")
-  run_cli(["enhance", dped_folder.full_size_dir(sample_dir, args.phone), "--model", generator,
-           "--out", enhanced_dir, "--ext", "png", "--overwrite", "--precision", "float32"],
-          log)
-  timings["full-size enhancement"] = time.time() - t
+  with steps.timed("full-size enhancement"):
+    steps.dped_tf("enhance", dped_folder.full_size_dir(args.data, args.phone), "--model",
+                  generator, "--out", enhanced_dir, "--ext", "png", "--overwrite",
+                  "--precision", "float32")
 
-  # 5. Export.
-  t = time.time()
-  export_dir = os.path.join(args.out, "saved_model")
-  run_cli(["export", "--model", generator, "--out", export_dir, "--version", "1",
-           "--overwrite"], log)
-  timings["SavedModel export"] = time.time() - t
+  with steps.timed("SavedModel export"):
+    steps.dped_tf("export", "--model", generator, "--out",
+                  os.path.join(args.out, "saved_model"), "--version", "1", "--overwrite")
 
-  # 6. Report.
-  photos = full_size_metrics(enhanced_dir, sample_dir, args.phone)
+  photos = full_size_metrics(enhanced_dir, args.data, args.phone)
   pictures = []
   for stem, before, after, dslr in photos:
     path = os.path.join(args.out, f"before_after_{stem}.jpg")
     write_image(path, side_by_side([before, after, dslr],
                                    [f"{args.phone} (before)", "enhanced", "DSLR"]))
     pictures.append(os.path.basename(path))
-  timings["total"] = time.time() - t_start
-  report = make_report(args, results, photos, pictures, train_args, vgg_note, with_content,
-                       policy, model_dir, timings)
-  with open(os.path.join(args.out, "report.md"), "w") as f:
-    f.write(report)
-  print(report)
+  frames = crops_animation(model_dir, os.path.join(args.out, ANIMATION))
+  steps.timings["total"] = time.time() - t_start
+  write_report(args.out, make_report(args, results, photos, pictures, frames, train_args,
+                                     vgg_note, with_content, compute_dtype, model_dir,
+                                     steps.timings))
   return 0
 
 
-def make_report(args, results, photos, pictures, train_args, vgg_note, with_content, policy,
-                model_dir, timings):
-  from dped_tf import evaluation  # pylint: disable=import-outside-toplevel
-  with open(os.path.join(model_dir, "run.json")) as f:
-    run = json.load(f)
+def make_report(args, results, photos, pictures, frames, train_args, vgg_note, with_content,
+                compute_dtype, model_dir, timings):
+  run = read_run(model_dir)
   base = results[evaluation.BASELINE]
   out = results["generator"]
   gain = out["psnr"] - base["psnr"]
@@ -232,7 +192,7 @@ def make_report(args, results, photos, pictures, train_args, vgg_note, with_cont
                f"{args.patch_size}x{args.patch_size} patches, batch {args.batch_size}, "
                f"{run['config']['iterations']} iterations (paper: 100x100, batch 50, 20,000), "
                "no adversarial texture term (the critic is not trained), color + pixel MSE "
-               f"loss{' + VGG content' if with_content else ''}, precision `{policy}`.")
+               f"loss{' + VGG content' if with_content else ''}, precision `{compute_dtype}`.")
   lines.append(f"- {DEMO_NOTES}")
   lines += ["", f"## Held-out test patches ({args.phone}, {out['patches']} patches of "
             f"{args.patch_size}x{args.patch_size})", "",
@@ -262,11 +222,14 @@ def make_report(args, results, photos, pictures, train_args, vgg_note, with_cont
   if steps:
     lines += [f"Test crops, phone | enhanced | DSLR (`model/images/{steps[-1]}`):", "",
               f"![test crops](model/images/{steps[-1]})", ""]
+  if frames:
+    lines += [f"The same crops at each of the {frames} evaluations, as training went:", "",
+              f"![test crops across training]({ANIMATION})", ""]
   lines += ["## Configuration", "", "```sh", "dped-tf " + " ".join(train_args), "```", "",
             "```json", json.dumps(run["config"], indent=1), "```", "",
             "Outputs: `model/generator.keras` (and checkpoints, TensorBoard logs), "
             "`evaluation.json` / `evaluation.csv`, `enhanced/`, `saved_model/1/` "
-            "(TF Serving), `demo.log`.", "", "## Wall time", "",
+            f"(TF Serving), `{ANIMATION}`, `demo.log`.", "", "## Wall time", "",
             "| stage | seconds |", "|---|---|"]
   lines += [f"| {k} | {v:.0f} |" for k, v in timings.items()]
   return "\n".join(lines) + "\n"
