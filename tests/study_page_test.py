@@ -1,9 +1,9 @@
 """The study's pages in a real browser (headless Chromium through Selenium): two raters
 complete a study by clicking, and a rater who leaves resumes where they stopped.
 
-Every wait waits on a condition looked up afresh on each try, never on a sleep: after a
-click that submits a form, the old page's root element gone stale and the new page
-completely loaded, so no lookup meets a page mid-navigation."""
+Every wait waits on a condition looked up afresh on each try, never on a sleep; after a
+click that submits a form, on a new document completely loaded, so no lookup meets a page
+mid-navigation."""
 
 import collections
 from concurrent import futures
@@ -12,11 +12,10 @@ import csv
 import cv2
 import numpy as np
 import pytest
-from selenium.common.exceptions import JavascriptException
 from selenium.common.exceptions import NoSuchElementException
 from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from dped_tf import cli
@@ -37,20 +36,24 @@ return Array.from(g.getImageData(0, 0, 1, 1).data.slice(0, 3));"""
 
 
 def wait_until(driver, condition, timeout=WAIT_S):
-  """`condition(driver)` once it is truthy; a try that meets the page mid-navigation (an
-  element missing or gone stale, a script cut off by the unload) counts as not yet."""
+  """`condition(driver)` once it is truthy; a try that meets an element missing or gone
+  stale counts as not yet."""
   return WebDriverWait(driver, timeout, ignored_exceptions=(
-      NoSuchElementException, StaleElementReferenceException, JavascriptException)).until(
-          condition)
+      NoSuchElementException, StaleElementReferenceException)).until(condition)
 
 
 def submit(driver, button_id):
-  """Clicks the button that submits the page's form, then waits for the next page: the
-  old page's root element stale and the new document completely loaded (pictures too)."""
-  old = driver.find_element(By.TAG_NAME, "html")
+  """Clicks the button that submits the page's form, then waits for the next page: a
+  document without the mark put on this one, completely loaded (pictures too). The wait
+  holds no element of the old page and asks the browser through scripts only, and a try
+  that meets the page mid-navigation (chromedriver reports a context or node of the
+  unloading document as several kinds of error) counts as not yet."""
+  driver.execute_script("document.dpedSubmitted = true")
   driver.find_element(By.ID, button_id).click()
-  wait_until(driver, expected_conditions.staleness_of(old))
-  wait_until(driver, lambda d: d.execute_script("return document.readyState") == "complete")
+  WebDriverWait(driver, WAIT_S, ignored_exceptions=(WebDriverException,)).until(
+      lambda d: d.execute_script(
+          "return !document.dpedSubmitted && document.readyState === 'complete'"),
+      f"no new page loaded after clicking #{button_id}")
 
 
 def shown_class(driver, side):
