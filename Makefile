@@ -16,7 +16,8 @@ $(VENV)/.installed: setup.py setup.cfg
 
 install: $(VENV)/.installed
 
-# Headless Chromium and its driver from the OS packages for tests/browser_test.py;
+# Headless Chromium and its driver from the OS packages for the browser tests
+# (tests/study_page_test.py, tests/serve_page_test.py);
 # does nothing when both are there.
 browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \

@@ -32,13 +32,14 @@ def main(fv, argv):
   if os.path.exists(fv.out) and not os.path.isdir(fv.out):
     raise DpedError(f"{fv.out}: output path exists and is not a folder")
   # pylint: disable=import-outside-toplevel
-  from dped_tf.web import pages, serve_app
+  from dped_tf.web import pages
+  from dped_tf.web.serve import app, jobs
   pages.templates()  # the web extra is installed
   # This process's temporary files (TensorFlow's autograph sources, activations over
   # budget unless --tmp_dir says otherwise) stay under --out too.
   tempfile.tempdir = os.path.join(fv.out, "tmp")
   os.makedirs(tempfile.tempdir, exist_ok=True)
   enhancer, settings = enhance.load_enhancer(fv)
-  enhancing = serve_app.Enhancing(fv.out, enhancer, settings, fv.quality)
-  pages.run_server(serve_app.create_app(enhancing, fv.max_upload * 2**20), fv.host, fv.port)
+  enhancing = jobs.Enhancing(fv.out, enhancer, settings, fv.quality)
+  pages.run_server(app.create_app(enhancing, fv.max_upload * 2**20), fv.host, fv.port)
   return 0

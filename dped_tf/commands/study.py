@@ -32,24 +32,8 @@ def define_flags(fv):
 def main(fv, argv):
   if argv:
     raise DpedError(f"unexpected arguments: {' '.join(argv)}")
-  # pylint: disable=import-outside-toplevel
-  from dped_tf.web import study
   if fv.results:
-    votes = study.open_votes(fv.db)
-    if not votes:
-      raise DpedError(f"{fv.db}: no votes yet")
-    pairs, classes = study.pair_results(votes), study.class_results(votes)
-    os.makedirs(fv.out, exist_ok=True)
-    study.write_csv(os.path.join(fv.out, "results.csv"), pairs, classes)
-    study.plot_figure10(os.path.join(fv.out, "figure10.png"), pairs, classes)
-    for r in pairs:
-      print(f"{r.experiment}: {r.first} > {r.second} {r.fraction:.3f} "
-            f"[{r.ci_low:.3f}, {r.ci_high:.3f}] ({r.votes} votes, {r.scenes} scenes)")
-    for r in classes:
-      print(f"{r.experiment}: {r.name} won {r.share:.3f} of {r.votes} choices, "
-            f"Bradley-Terry {r.bradley_terry:.3f}")
-    print(f"{len(votes)} votes -> {fv.out}/results.csv, {fv.out}/figure10.png")
-    return 0
+    return _write_results(fv)
   if not fv.class_dir:
     raise DpedError("give the classes with --class_dir NAME=FOLDER (or --results)")
   folders = {}
@@ -61,10 +45,33 @@ def main(fv, argv):
       raise DpedError(f"--class_dir {item}: class {name} given twice")
     folders[name] = folder
   experiments = [e.split(",") for e in fv.experiment] or None
-  the_study = study.Study.from_folders(folders, experiments)
-  from dped_tf.web import pages, study_app
-  app = study_app.create_app(the_study, study.VoteStore(fv.db))
+  # pylint: disable=import-outside-toplevel
+  from dped_tf.web import pages
+  from dped_tf.web.study import app, design, store
+  the_study = design.Study.from_folders(folders, experiments)
+  study_app = app.create_app(the_study, store.VoteStore(fv.db))
   print(f"{len(the_study.experiments)} experiments, {len(the_study.scenes)} scenes, "
         f"{len(the_study.questions())} questions per rater; votes in {fv.db}")
-  pages.run_server(app, fv.host, fv.port)
+  pages.run_server(study_app, fv.host, fv.port)
+  return 0
+
+
+def _write_results(fv):
+  """results.csv and figure10.png of --db's votes into --out; the numbers on stdout."""
+  # pylint: disable=import-outside-toplevel
+  from dped_tf.web.study import analysis, charts, store
+  votes = store.open_votes(fv.db)
+  if not votes:
+    raise DpedError(f"{fv.db}: no votes yet")
+  pairs, classes = analysis.pair_results(votes), analysis.class_results(votes)
+  os.makedirs(fv.out, exist_ok=True)
+  analysis.write_csv(os.path.join(fv.out, "results.csv"), pairs, classes)
+  charts.plot_figure10(os.path.join(fv.out, "figure10.png"), pairs, classes)
+  for r in pairs:
+    print(f"{r.experiment}: {r.first} > {r.second} {r.fraction:.3f} "
+          f"[{r.ci_low:.3f}, {r.ci_high:.3f}] ({r.votes} votes, {r.scenes} scenes)")
+  for r in classes:
+    print(f"{r.experiment}: {r.name} won {r.share:.3f} of {r.votes} choices, "
+          f"Bradley-Terry {r.bradley_terry:.3f}")
+  print(f"{len(votes)} votes -> {fv.out}/results.csv, {fv.out}/figure10.png")
   return 0

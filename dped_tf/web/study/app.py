@@ -5,20 +5,22 @@ import secrets
 import urllib.parse
 
 from dped_tf.web import pages
-from dped_tf.web import study
+from dped_tf.web.study import analysis
+from dped_tf.web.study import design
 
 COOKIE = "dped_rater"
 MAX_FORM_BYTES = 1024
 
 
 def create_app(the_study, store):
-  """Starlette app for `the_study` (a `study.Study`) storing votes in `store`."""
+  """Starlette app for `the_study` (a `design.Study`) storing votes in `store` (a
+  `store.VoteStore`)."""
+  templates = pages.templates()  # first: a one-line error without the web extra
   # pylint: disable=import-outside-toplevel
   from starlette.applications import Starlette
   from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse
   from starlette.routing import Route
 
-  templates = pages.templates()
   total = len(the_study.questions())
 
   def rater_of(request):
@@ -36,7 +38,7 @@ def create_app(the_study, store):
     return templates.TemplateResponse(request, "study_question.html", {
         "position": position, "number": position + 1, "total": total,
         "percent": round(100 * position / total), "scene": question.scene,
-        "token": study.question_token(rater, position, question)})
+        "token": design.question_token(rater, position, question)})
 
   def start(request):
     rater = rater_of(request)
@@ -54,7 +56,7 @@ def create_app(the_study, store):
     if rater is None:
       return PlainTextResponse("no rater: open / first", status_code=403)
     position, side = request.path_params["position"], request.path_params["side"]
-    if side not in study.SIDES or position > store.answered(rater) or position >= total:
+    if side not in design.SIDES or position > store.answered(rater) or position >= total:
       return PlainTextResponse("not a question shown to you", status_code=404)
     question = the_study.plan(rater)[position]
     name = question.left if side == "left" else question.right
@@ -75,7 +77,7 @@ def create_app(the_study, store):
     if form["position"] > answered or form["position"] >= total:
       return PlainTextResponse("not the question shown to you", status_code=409)
     question = the_study.plan(rater)[form["position"]]
-    if form["token"] != study.question_token(rater, form["position"], question):
+    if form["token"] != design.question_token(rater, form["position"], question):
       return PlainTextResponse("not the pair shown to you", status_code=409)
     if not store.add_vote(rater, form["position"], question, form["side"]):
       return PlainTextResponse("already answered", status_code=409)
@@ -84,7 +86,7 @@ def create_app(the_study, store):
   def results(request):
     votes = store.votes()
     return templates.TemplateResponse(request, "study_results.html", {
-        "pairs": study.pair_results(votes), "classes": study.class_results(votes),
+        "pairs": analysis.pair_results(votes), "classes": analysis.class_results(votes),
         "votes": len(votes), "raters": len({v["rater"] for v in votes})})
 
   return Starlette(routes=[
@@ -106,6 +108,6 @@ def _parse_form(body):
                                                             for v in fields.values()):
     return None
   position, side, token = fields["position"][0], fields["side"][0], fields["token"][0]
-  if not position.isdigit() or len(position) > 9 or side not in study.SIDES:
+  if not position.isdigit() or len(position) > 9 or side not in design.SIDES:
     return None
   return {"position": int(position), "side": side, "token": token}
