@@ -26,7 +26,8 @@ import sys
 import threading
 import types
 
-# Attributes that do not run a lazy module: what the import system reads to find one.
+# Attributes that do not run a lazy module: what the import system reads to find one
+# (`__path__` runs it: a package runs before its modules).
 _METADATA = frozenset(("__spec__", "__name__", "__loader__", "__package__", "__file__",
                        "__cached__", "__class__"))
 _WAITING = {}  # name -> callbacks to call once the lazy module `name` has run
@@ -70,8 +71,8 @@ def _run(module):
 def _lazy_module(name):
   """Puts a lazy module for `name` in `sys.modules` (its package's too, if missing)."""
   package_name, _, child = name.rpartition(".")
-  if package_name:
-    package = lazy_import(package_name)
+  package = lazy_import(package_name) if package_name else None
+  if type(package) is _LazyModule:  # find the module without running the package
     path = package.__spec__.submodule_search_locations
     spec = importlib.machinery.PathFinder.find_spec(name, path) if path else None
   else:

@@ -98,6 +98,15 @@ def test_a_submodule_keeps_its_package_lazy_and_runs_it_first(run):
       """)
 
 
+def test_a_submodule_of_an_imported_package(run):
+  run("""
+      import pkg
+      sub = lazy_import("pkg.sub")
+      assert pkg.sub is sub and ran.names == ["pkg"]
+      assert sub.VALUE == 7 and ran.names == ["pkg", "pkg.sub"]
+      """)
+
+
 def test_a_package_that_runs_its_lazy_submodule_itself(run):
   run("""
       sub = lazy_import("eager.sub")
