@@ -1,8 +1,8 @@
 """`dped-tf COMMAND [--flags]`: one absl flag set per command, errors as one line.
 
 Each command module defines `define_flags(fv)` and `main(fv, argv)`; its one-line help
-sits here, so `dped-tf --help` imports nothing heavy. TensorFlow is imported by the
-commands only when they need it.
+sits here, so `dped-tf --help` imports nothing heavy. The commands name their heavy modules
+with `dped_tf.lazy.lazy_import`, which runs them only when they are used.
 """
 
 import importlib
@@ -14,6 +14,8 @@ from absl import flags
 from absl import logging
 
 from dped_tf.errors import DpedError
+from dped_tf.lazy import import_now
+from dped_tf.lazy import is_loaded
 
 # name -> (module, one-line help)
 COMMANDS = {
@@ -56,8 +58,7 @@ def _import_tensorflow_quietly():
   saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
   os.dup2(devnull, 2)
   try:
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    tf.config.list_physical_devices("GPU")
+    import_now("tensorflow").config.list_physical_devices("GPU")
   finally:
     os.dup2(saved, 2)
     os.close(saved)
@@ -100,7 +101,7 @@ def main(argv):
     print(f"dped-tf {name}: error: {where}{e.strerror or e}", file=sys.stderr)
     return 2
   except Exception as e:  # pylint: disable=broad-except
-    tf = sys.modules.get("tensorflow")
+    tf = sys.modules["tensorflow"] if is_loaded("tensorflow") else None
     if tf is None or not isinstance(e, tf.errors.OpError):
       raise
     # TensorFlow's I/O errors (corrupt TFRecords, a full disk under a checkpoint write)

@@ -6,6 +6,11 @@ from absl import flags
 
 from dped_tf.configs import define_phone_flag
 from dped_tf.errors import DpedError
+from dped_tf.lazy import lazy_import
+
+align = lazy_import("dped_tf.dataloaders.align")
+keras = lazy_import("keras")
+tfrecords = lazy_import("dped_tf.dataloaders.tfrecords")
 
 
 def define_flags(fv):
@@ -62,9 +67,6 @@ def main(fv, argv):
     raise DpedError("give either --pairs_csv or both --phone_dir and --dslr_dir")
   if not fv.pairs_csv and not (fv.phone_dir and fv.dslr_dir):
     raise DpedError("--phone_dir and --dslr_dir go together")
-  import keras  # pylint: disable=import-outside-toplevel
-  from dped_tf.dataloaders import align  # pylint: disable=import-outside-toplevel
-  from dped_tf.dataloaders import tfrecords  # pylint: disable=import-outside-toplevel
   pairs, unmatched = align.find_pairs(fv.phone_dir, fv.dslr_dir, fv.pairs_csv)
   for path in unmatched:
     print(f"no partner, ignored: {path}")

@@ -8,6 +8,12 @@ from absl import flags
 from dped_tf import precision
 from dped_tf.configs import define_phone_flag
 from dped_tf.errors import DpedError
+from dped_tf.fileio import atomic_write_bytes
+from dped_tf.lazy import lazy_import
+
+evaluation = lazy_import("dped_tf.evaluation")
+factory = lazy_import("dped_tf.modeling.factory")
+inference = lazy_import("dped_tf.inference")
 
 
 def define_flags(fv):
@@ -52,14 +58,9 @@ def main(fv, argv):
   specs = model_specs(fv.model, fv.compare)
   if not specs:
     raise DpedError("give a model (--model) or models to compare (--compare)")
-  # pylint: disable=import-outside-toplevel
-  from dped_tf import evaluation
-  from dped_tf import inference
-  from dped_tf.fileio import atomic_write_bytes
-  from dped_tf.modeling.factory import load_generator
   models = {}
   for label, path in specs:
-    enhancer = inference.Enhancer.from_model(load_generator(path), fv.precision)
+    enhancer = inference.Enhancer.from_model(factory.load_generator(path), fv.precision)
     models[label] = enhancer.whole
   if fv.tfrecords:
     source = fv.tfrecords

@@ -6,7 +6,9 @@ from absl import flags
 
 from dped_tf.configs import define_phone_flag
 from dped_tf.errors import DpedError
+from dped_tf.lazy import lazy_import
 
+tfrecords = lazy_import("dped_tf.dataloaders.tfrecords")
 
 
 def define_flags(fv):
@@ -32,7 +34,6 @@ def main(fv, argv):
   if not os.path.isdir(fv.dped_dir):
     raise DpedError(f"{fv.dped_dir}: dataset folder not found")
   out = fv.out or default_out(fv.dped_dir, fv.phone)
-  from dped_tf.dataloaders import tfrecords  # pylint: disable=import-outside-toplevel
   if os.path.exists(os.path.join(out, tfrecords.META)) and not fv.overwrite:
     raise DpedError(f"{out}: already converted (pass --overwrite to redo it)")
   meta = tfrecords.convert_dped_folder(fv.dped_dir, fv.phone, out, fv.patch_size,

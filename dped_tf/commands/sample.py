@@ -4,6 +4,9 @@ from absl import flags
 
 from dped_tf.configs import define_phone_flag
 from dped_tf.errors import DpedError
+from dped_tf.lazy import lazy_import
+
+sample = lazy_import("dped_tf.dataloaders.sample")
 
 # dped_tf.dataloaders.camera_sim.PROFILES, listed here to keep `--help` free of OpenCV.
 CAMERAS = ("iphone", "blackberry", "sony", "midrange")
@@ -33,7 +36,6 @@ def define_flags(fv):
 def main(fv, argv):
   if argv:
     raise DpedError(f"unexpected arguments: {' '.join(argv)}")
-  from dped_tf.dataloaders import sample  # pylint: disable=import-outside-toplevel
   s = sample.build_sample(fv.out, fv.phone, fv.patch_size, fv.train_patches,
                           fv.test_patches, fv.seed, fv.overwrite, fv.pairs_per_shard,
                           fv.camera)

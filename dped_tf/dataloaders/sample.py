@@ -16,6 +16,13 @@ from dped_tf.dataloaders import align
 from dped_tf.dataloaders import camera_sim
 from dped_tf.dataloaders import dped_folder
 from dped_tf.errors import DpedError
+from dped_tf.lazy import lazy_import
+
+try:
+  import skimage  # its photos, and the metrics of `patch_metrics`
+except ImportError:  # the `sample` extra: photo_dir() says so
+  skimage = None
+tfrecords = lazy_import("dped_tf.dataloaders.tfrecords")
 
 # Real colour photos shipped in the scikit-image wheel (motorcycle_right is left out: it is
 # the same scene as motorcycle_left and would blur the photo split).
@@ -25,11 +32,9 @@ MAX_RIG_SHIFT = 3.0  # px: the largest displacement of the phone view anywhere
 
 
 def photo_dir():
-  try:
-    import skimage  # pylint: disable=import-outside-toplevel
-  except ImportError:
+  if skimage is None:
     raise DpedError("scikit-image: not installed; the sample dataset needs the `sample` "
-                    "extra (pip install 'dped_tf[sample]')") from None
+                    "extra (pip install 'dped_tf[sample]')")
   return os.path.join(os.path.dirname(skimage.__file__), "data")
 
 
@@ -86,9 +91,8 @@ def random_crops(phone, dslr, count, patch_size, rng):
 
 def patch_metrics(patches):
   """Mean PSNR (dB) and SSIM of phone vs DSLR over uint8 patch pairs."""
-  from skimage import metrics  # pylint: disable=import-outside-toplevel
-  psnr = [metrics.peak_signal_noise_ratio(d, p, data_range=255) for p, d in patches]
-  ssim = [metrics.structural_similarity(d, p, channel_axis=2, data_range=255)
+  psnr = [skimage.metrics.peak_signal_noise_ratio(d, p, data_range=255) for p, d in patches]
+  ssim = [skimage.metrics.structural_similarity(d, p, channel_axis=2, data_range=255)
           for p, d in patches]
   return float(np.mean(psnr)), float(np.mean(ssim))
 
@@ -99,7 +103,6 @@ def build_sample(out_dir, phone, patch_size=100, train_patches=1500, test_patche
   `tfrecords/` with meta["sample"] set); returns a summary with the phone-vs-DSLR PSNR and
   SSIM of the test patches. The phone side is simulated with the `camera` profile (default:
   the one named like `phone`). Deterministic for `seed`."""
-  from dped_tf.dataloaders import tfrecords  # pylint: disable=import-outside-toplevel
   profile = camera_sim.profile_for(phone, camera)
   final = align.check_output(out_dir, phone, [], overwrite)
   names = [n for split in ("train", "test") for n in PHOTOS[split]]
