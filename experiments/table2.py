@@ -37,9 +37,9 @@ def load_callable(path):
   """A trained model (.keras: any generator) as a float32 batch -> batch function, loaded
   and run as `dped-tf evaluate` does."""
   # pylint: disable=import-outside-toplevel
-  from dped_tf import inference
+  from dped_tf.enhancement.executor import Enhancer
   from dped_tf.modeling.generator import load_generator
-  return inference.Enhancer(load_generator(path), "float32").whole
+  return Enhancer(load_generator(path), "float32").whole
 
 
 def _cell(psnr, ssim):

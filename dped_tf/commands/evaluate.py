@@ -54,12 +54,12 @@ def main(fv, argv):
     raise DpedError("give a model (--model) or models to compare (--compare)")
   # pylint: disable=import-outside-toplevel
   from dped_tf import evaluation
-  from dped_tf import inference
+  from dped_tf.enhancement.executor import Enhancer
   from dped_tf.fileio import atomic_write_bytes
   from dped_tf.modeling.generator import load_generator
   models = {}
   for label, path in specs:
-    enhancer = inference.Enhancer.from_model(load_generator(path), fv.precision)
+    enhancer = Enhancer(load_generator(path), fv.precision)
     models[label] = enhancer.whole
   if fv.tfrecords:
     source = fv.tfrecords

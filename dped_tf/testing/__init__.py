@@ -7,4 +7,6 @@ headless browser. Not used by the library itself.
 - `authors_graph`: the released generator as the authors' TF1 graph code.
 - `numpy_metrics`: PSNR, SSIM and the released MS-SSIM re-derived with numpy and scipy.
 - `browser`: a `dped-tf` server in a subprocess and headless Chromium (selenium).
+- `photos`: synthetic photos of any size (the enhancement tests and benchmarks).
+- `bench`: best-of-N timing and commands timed in a subprocess (the benchmarks).
 """

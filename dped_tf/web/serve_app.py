@@ -1,5 +1,5 @@
 """The enhance page: upload a photo, `dped-tf enhance`'s per-photo path enhances it
-(`commands.enhance.enhance_file`), the page shows before/after and offers the download.
+(`enhancement.photo.enhance_file`), the page shows before/after and offers the download.
 
 Uploads arrive as the raw request body (no multipart spooling into the system's temporary
 folder); every file goes under the output folder: `<out>/<job>/in/<name>`, the enhanced
@@ -48,8 +48,8 @@ class Enhancing:
   """The jobs and the worker thread that runs them through `enhance_file`."""
 
   def __init__(self, out, enhancer, settings, quality):
-    from dped_tf.commands import enhance  # pylint: disable=import-outside-toplevel
-    self.enhance_file = enhance.enhance_file
+    from dped_tf.enhancement import photo  # pylint: disable=import-outside-toplevel
+    self.enhance_file = photo.enhance_file
     self.out, self.enhancer, self.settings, self.quality = out, enhancer, settings, quality
     self.jobs, self.queue = {}, queue.Queue()
     threading.Thread(target=self._work, daemon=True).start()
