@@ -39,6 +39,7 @@ def main(fv, argv):
   tempfile.tempdir = os.path.join(fv.out, "tmp")
   os.makedirs(tempfile.tempdir, exist_ok=True)
   enhancer, settings = enhance.load_enhancer(fv)
-  enhancing = serve_app.Enhancing(fv.out, enhancer, settings, fv.quality)
+  enhancing = serve_app.Enhancing(fv.out, enhancer, settings, fv.quality,
+                                  enhance.with_flag_advice)
   pages.run_server(serve_app.create_app(enhancing, fv.max_upload * 2**20), fv.host, fv.port)
   return 0

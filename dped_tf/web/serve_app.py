@@ -45,12 +45,14 @@ def safe_name(name, extensions):
 
 
 class Enhancing:
-  """The jobs and the worker thread that runs them through `enhance_file`."""
+  """The jobs and the worker thread that runs them through `enhance_file`; a job's
+  error is `describe_error(error)` (the command's line, with the flag to change)."""
 
-  def __init__(self, out, enhancer, settings, quality):
+  def __init__(self, out, enhancer, settings, quality, describe_error=str):
     from dped_tf.enhancement import photo  # pylint: disable=import-outside-toplevel
     self.enhance_file = photo.enhance_file
     self.out, self.enhancer, self.settings, self.quality = out, enhancer, settings, quality
+    self.describe_error = describe_error
     self.jobs, self.queue = {}, queue.Queue()
     threading.Thread(target=self._work, daemon=True).start()
 
@@ -81,7 +83,7 @@ class Enhancing:
         _write_preview(job.folder, "before", image_io.read_photo(job.upload).pixels)
         job.state = "done"
       except DpedError as e:
-        job.state, job.error = "error", str(e).replace(job.upload, job.name)
+        job.state, job.error = "error", self.describe_error(e).replace(job.upload, job.name)
       except MemoryError:
         job.state, job.error = "error", f"{job.name}: out of memory (lower --max_memory)"
       except Exception as e:  # pylint: disable=broad-except
