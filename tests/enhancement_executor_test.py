@@ -1,6 +1,8 @@
 """Whole-image and exact tiled inference (docs/method.md §1, 7): equal to the Keras
 generator."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,7 @@ from dped_tf.enhancement.memory import MemorySettings
 from dped_tf.enhancement.memory import WorkingSet
 from dped_tf.enhancement.moments import Moments
 from dped_tf.enhancement.photo import enhance_pixels
+from dped_tf.enhancement.storage import MapFolderFull
 from dped_tf.testing.models import random_weights_model
 from dped_tf.testing.photos import smooth_photo
 
@@ -49,10 +52,21 @@ def test_tiled_equals_whole_image(model, tmp_path, tile, on_disk):
   image = photo(29, 41)
   expected = model(image[None]).numpy()[0]
   enhancer = Enhancer(model)
+  open_files = len(os.listdir("/proc/self/fd"))
   got = enhancer.tiled(image, tile=tile, max_memory=1 if on_disk else None,
                        tmp_dir=str(tmp_path))
   assert np.abs(got - expected).max() <= 3e-5
   assert not list(tmp_path.iterdir())  # temporary files are unlinked
+  assert len(os.listdir("/proc/self/fd")) == open_files  # and closed
+
+
+def test_a_folder_without_room_for_the_maps_is_named(model, tmp_path):
+  missing = str(tmp_path / "missing")
+  with pytest.raises(MapFolderFull, match=f"^{missing}: cannot create a temporary tile "
+                     r"file \(No such file or directory\); each map of a 41x29 photo "
+                     r"takes 0.0 GB there$") as e:
+    Enhancer(model).tiled(photo(29, 41), tile=7, max_memory=1, tmp_dir=missing)
+  assert e.value.folder == missing
 
 
 def test_moments_combine_and_take_out_parts_exactly():

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from dped_tf import precision as precisions
-from dped_tf.enhancement import moments as tile_stats
+from dped_tf.enhancement import moments
 from dped_tf.enhancement import storage
 from dped_tf.enhancement.memory import WorkingSet
 from dped_tf.enhancement.tiles import StagePlan
@@ -84,7 +84,7 @@ class Enhancer:
     def run(maps, stats, core):
       out = stage.fn(maps, stats, False)
       return ({n: storage.to_bits(out[n]) for n in keep},
-              {n: tile_stats.tile_moments(out[n], core) for n in measure})
+              {n: moments.tile_moments(out[n], core) for n in measure})
 
     return run
 
@@ -116,7 +116,7 @@ class Enhancer:
     peak = np.iinfo(out.dtype).max if out.dtype.kind == "u" else None
     dtype = tf.as_dtype(self.model.compute_dtype)
     writer = concurrent.futures.ThreadPoolExecutor(1, "dped-tiles-writer") if files else None
-    pending = []
+    pending, written = [], {}
 
     def store(target, core, view):
       with timer("map writes"):
@@ -125,9 +125,11 @@ class Enhancer:
     try:
       for index, stage in enumerate(self.stages):
         norm_stats = stats[stage.norm_input].mean_variance() if stage.norm is not None else None
-        written = {n: storage.TileMap(plan, c, dtype, files) for n, c in stage.writes
-                   if n in self._plan.keep[index] and n != "rgb"}
-        measured = {n: tile_stats.Moments() for n in self._plan.measure[index]}
+        written = {}
+        for name, channels in stage.writes:
+          if name in self._plan.keep[index] and name != "rgb":
+            written[name] = storage.TileMap(plan, channels, dtype, files)
+        measured = {n: moments.Moments() for n in self._plan.measure[index]}
         for core in plan.tiles():
           window = plan.window(core, stage.halo)
           inputs = {}
@@ -136,7 +138,7 @@ class Enhancer:
               inputs[name] = maps[name].read(window, buffers[name])
           box = core_box(core, window)
           with timer("tile graphs"):
-            kept, moments = self._tile_fns[index](inputs, norm_stats, tf.constant(box))
+            kept, parts = self._tile_fns[index](inputs, norm_stats, tf.constant(box))
           for done in pending:  # at most one tile's writes in flight
             done.result()
           pending = []
@@ -151,8 +153,8 @@ class Enhancer:
             else:
               store(written[name], core, view)
           with timer("moments"):
-            for name, (whole, ring) in moments.items():
-              measured[name].add_core(whole, ring)
+            for name, (window_part, ring_part) in parts.items():
+              measured[name].add_core(window_part, ring_part)
         for done in pending:
           done.result()
         pending = []
@@ -166,7 +168,5 @@ class Enhancer:
     finally:
       if writer:
         writer.shutdown(wait=True, cancel_futures=True)
-      for m in maps.values():
+      for m in (*maps.values(), *written.values()):  # closing twice is harmless
         m.close()
-      if files:
-        files.close()

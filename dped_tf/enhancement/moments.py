@@ -3,7 +3,8 @@ count, mean and M2 of each tile's core, combined exactly in float64.
 
 A core's moments are its window's (one pass of the fused batch-norm kernel over the
 stage's output as it is) less those of the halo ring around it, a few pixels wide: no
-copy of the core is made.
+copy of the core is made (its gain over slicing the core was within the noise of an A/B
+at 0.8 MP on a loaded 2-core machine).
 """
 
 import numpy as np
