@@ -1,6 +1,6 @@
 """`dped-tf enhance` end to end vs the generator alone (docs/method.md §7), one run.
 
-Prints the CPU model; the whole-image MPix/s of the generator on one 1280x720 photo in
+Prints the CPU model; the whole-image MPix/s of the generator on one photo (1280x720) in
 this process (`Enhancer.whole`, traced beforehand); the wall time of `dped-tf enhance`
 in a subprocess on one such JPEG and on a folder of N of them; the fixed cost of a
 photo (wall minus generator time: Python and TensorFlow start-up, model load, tracing,
@@ -9,42 +9,44 @@ MPix/s, and per extra photo (start-up paid once); the decode and encode times of
 photo, which bound what overlapping them with compute could gain.
 
 Then a profile of exact tiled inference of the same photo at the default tile side,
-with its maps in RAM and then in files: time in the tile graphs (split into the bare
-convolutions, the instance norms and the tile moments, each timed alone over the same
-windows, and the rest: residual adds, casts, slicing, halos) against storage I/O (photo
-reads, window assembly from the maps, map writes) and the remaining Python.
+with its maps in RAM and then in files, from the executor's own profile
+(`executor.PhaseTimes`): time in the tile graphs (split into the bare convolutions, the
+instance norms and the tile moments, each timed alone over the same windows, and the
+rest: residual adds, casts, slicing, halos) against storage I/O (photo reads, window
+assembly from the maps, map writes) and the remaining Python.
 
   python experiments/bench_enhance.py [--model G.keras] [--photos 12] [--precision auto]
+      [--size 720x1280]
 
-Without --model the generator has He-scaled random weights (tests/conftest.py). On CPUs
-without AMX/AVX512-BF16, bfloat16 is emulated: measure float32 there.
+Without --model the generator has He-scaled random weights (dped_tf/testing/models.py).
+On CPUs without AMX/AVX512-BF16, bfloat16 is emulated: measure float32 there.
 """
 
 import argparse
+import collections
 import os
 import sys
 import tempfile
-import collections
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [_ROOT, os.path.join(_ROOT, "tests")]
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-
-from bench_inference import run_timed  # noqa: E402
-from bench_inference import photo  # noqa: E402
-from dped_tf.testing.models import random_weights_model  # noqa: E402
-from dped_tf import image_io  # noqa: E402
-from dped_tf import inference  # noqa: E402
-from dped_tf import precision  # noqa: E402
-from dped_tf.modeling.factory import load_generator  # noqa: E402
-from dped_tf.modeling.layers import InstanceNorm  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-HEIGHT, WIDTH = 720, 1280
+from dped_tf import image_io  # noqa: E402
+from dped_tf import precision  # noqa: E402
+from dped_tf.enhancement import moments  # noqa: E402
+from dped_tf.enhancement.executor import Enhancer  # noqa: E402
+from dped_tf.enhancement.executor import PhaseTimes  # noqa: E402
+from dped_tf.enhancement.memory import MemorySettings  # noqa: E402
+from dped_tf.enhancement.tiles import TilePlan  # noqa: E402
+from dped_tf.enhancement.tiles import core_box  # noqa: E402
+from dped_tf.modeling.factory import load_generator  # noqa: E402
+from dped_tf.testing.bench import run_timed  # noqa: E402
+from dped_tf.testing.models import random_weights_model  # noqa: E402
+from dped_tf.testing.photos import smooth_photo  # noqa: E402
 
 
 def enhance_wall(inputs, model_path, out, precision_name):
@@ -60,11 +62,13 @@ def main():
   parser.add_argument("--photos", type=int, default=12, help="photos in the folder")
   parser.add_argument("--precision", default="auto", help="as enhance's --precision")
   parser.add_argument("--repeats", type=int, default=2, help="best of N generator runs")
+  parser.add_argument("--size", default="720x1280", help="photo size, HxW")
   args = parser.parse_args()
+  height, width = (int(v) for v in args.size.lower().split("x"))
   native = precision.cpu_has_bf16()
   print(f"CPU: {precision.cpu_model()}, {os.cpu_count()} cores; bfloat16: "
         + ("native" if native else "EMULATED (no AMX/AVX512-BF16): bf16 figures meaningless"))
-  mp = HEIGHT * WIDTH / 1e6
+  mp = height * width / 1e6
   with tempfile.TemporaryDirectory() as work:
     model_path = args.model
     if not model_path:
@@ -73,11 +77,11 @@ def main():
     folder = os.path.join(work, "in")
     os.makedirs(folder)
     for i in range(args.photos):
-      cv2.imwrite(os.path.join(folder, f"p{i}.jpg"), photo(HEIGHT, WIDTH, seed=i)[..., ::-1],
-                  [cv2.IMWRITE_JPEG_QUALITY, 92])
+      cv2.imwrite(os.path.join(folder, f"p{i}.jpg"),
+                  smooth_photo(height, width, seed=i)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
     first = os.path.join(folder, "p0.jpg")
 
-    enhancer = inference.Enhancer.from_model(load_generator(model_path), args.precision)
+    enhancer = Enhancer(load_generator(model_path), args.precision)
     args.precision = enhancer.precision  # auto resolved
     pixels = image_io.read_photo(first).pixels
     x = pixels[None].astype(np.float32) / 255
@@ -94,7 +98,8 @@ def main():
     image_io.encode_photo(".jpg", image_io.Photo(pixels))
     encode_s = time.perf_counter() - start
 
-    profiles = {where: profile_tiled(enhancer.model, pixels, args.precision, work, limit)
+    tile = MemorySettings(enhancer.working_set).tile_side()  # enhance's default
+    profiles = {where: profile_tiled(enhancer, pixels, tile, work, limit)
                 for where, limit in (("RAM", None), ("files", 1))}
     one_s = enhance_wall([first], model_path, os.path.join(work, "out1"), args.precision)
     folder_s = enhance_wall([folder], model_path, os.path.join(work, "outN"), args.precision)
@@ -104,7 +109,7 @@ def main():
   end_to_end = n * mp / folder_s
   per_extra = (folder_s - one_s) / (n - 1) if n > 1 else float("nan")
   print(f"model: {args.model or 'random (He-scaled) weights'}; precision {args.precision}; "
-        f"{WIDTH}x{HEIGHT} JPEG q92")
+        f"{width}x{height} JPEG q92")
   print(f"generator alone (whole image, traced): {generator_s:.2f} s = {whole:.3f} MPix/s")
   print(f"decode {1e3 * decode_s:.0f} ms, encode {1e3 * encode_s:.0f} ms per photo "
         f"({(decode_s + encode_s) / generator_s:.1%} of the generator time)")
@@ -118,43 +123,23 @@ def main():
     print_profile(profile, mp, where)
 
 
-def timed(fn, bucket, totals):
-  def wrapper(*args, **kwargs):
-    start = time.perf_counter()
-    result = fn(*args, **kwargs)
-    totals[bucket] += time.perf_counter() - start
-    return result
-  return wrapper
-
-
 def run_layers(layers, x):
   for layer in layers:
     x = layer(x)
   return x
 
 
-def profile_tiled(model, pixels, precision_name, work, max_memory):
-  """Seconds per part of `Enhancer.tiled` on `pixels` (max_memory=None: its maps in RAM,
-  1: in files)."""
-  enhancer = inference.Enhancer.from_model(model, precision_name)
-  tile = inference.MemorySettings().tile_side()
+def profile_tiled(enhancer, pixels, tile, work, max_memory):
+  """Seconds per part of `enhancer.tiled` on `pixels` (max_memory=None: its maps in RAM,
+  1: in files): the executor's phases, and the bare convolutions, norms and tile moments
+  timed alone over the executor's own windows."""
   out = np.empty_like(pixels)
   enhancer.tiled(pixels, out, tile, max_memory=max_memory, tmp_dir=work)  # trace
-  totals = collections.defaultdict(float)
-  patches = [(inference._Photo, "read", "photo read"),
-             (inference._TileMap, "read", "map reads"),
-             (inference._TileMap, "write", "map writes")]
-  originals = [(cls, name, getattr(cls, name)) for cls, name, _ in patches]
-  for cls, name, bucket in patches:
-    setattr(cls, name, timed(getattr(cls, name), bucket, totals))
-  enhancer._tile_fns = [timed(f, "tile graphs", totals) for f in enhancer._tile_fns]
-  try:
-    start = time.perf_counter()
-    enhancer.tiled(pixels, out, tile, max_memory=max_memory, tmp_dir=work)
-    totals["total"] = time.perf_counter() - start
-  finally:
-    for cls, name, fn in originals:
-      setattr(cls, name, fn)
+  timer = PhaseTimes()
+  start = time.perf_counter()
+  enhancer.tiled(pixels, out, tile, max_memory=max_memory, tmp_dir=work, timer=timer)
+  totals = collections.defaultdict(float, timer.seconds)
+  totals["total"] = time.perf_counter() - start
   # The same windows through the bare convolutions, the norms and the moments alone.
   convs = enhancer.model.conv_layers()
   stage_convs = [convs[0:2]] + [[convs[k + 1]] for k in range(1, 8)] + [convs[9:12]]
@@ -162,18 +147,18 @@ def profile_tiled(model, pixels, precision_name, work, max_memory):
   conv_fn = [tf.function(lambda x, layers=layers: run_layers(layers, x))
              for layers in stage_convs]
   norm_fn = tf.function(lambda x, norm, mean, var: norm(x, (mean, var)))
-  moments_fn = tf.function(lambda x, core: (InstanceNorm.partial_moments(x),
-                                            inference._ring_moments(x, core)))
-  plan = inference._TilePlan(*pixels.shape[:2], tile)
+  moments_fn = tf.function(moments.tile_moments)
+  plan = TilePlan(*pixels.shape[:2], tile)
   dtype = enhancer.model.compute_dtype
   zeros64 = tf.zeros([64])
   for timing in (False, True):  # the first pass traces
     for index, stage in enumerate(enhancer.stages):
       for core in plan.tiles():
-        y0, x0, y1, x1 = plan.window(core, stage.halo)  # the executor's own windows
+        window = plan.window(core, stage.halo)  # the executor's own windows
+        y0, x0, y1, x1 = window
         x = tf.cast(tf.random.uniform([1, y1 - y0, x1 - x0, 3 if index == 0 else 64]), dtype)
         out = tf.cast(tf.random.uniform([1, y1 - y0, x1 - x0, 64]), dtype)  # a stage output
-        box = tf.constant((core[0] - y0, core[1] - x0, core[2] - core[0], core[3] - core[1]))
+        box = tf.constant(core_box(core, window))
         start = time.perf_counter()
         conv_fn[index](x)
         mid = time.perf_counter()
@@ -186,7 +171,7 @@ def profile_tiled(model, pixels, precision_name, work, max_memory):
         if timing:
           totals["bare conv"] += mid - start
           totals["norm"] += end - mid
-          totals["moments"] += stop - end
+          totals["tile moments"] += stop - end
   return totals
 
 
@@ -195,17 +180,19 @@ def print_profile(totals, mp, where):
   writes_behind = where == "files"  # a writer thread writes while the next tile computes
   io = totals["photo read"] + totals["map reads"] + (0 if writes_behind else totals["map writes"])
   graphs = totals["tile graphs"]
-  rest = graphs - totals["bare conv"] - totals["norm"] - totals["moments"]
+  rest = graphs - totals["bare conv"] - totals["norm"] - totals["tile moments"]
   print(f"tiled profile ({mp:.2f} MP, maps in {where}): {total:.2f} s = {mp / total:.3f} MPix/s")
   rows = [("tile graphs", graphs), ("  bare convolutions (timed alone)", totals["bare conv"]),
           ("  instance norms (timed alone)", totals["norm"]),
-          ("  tile moments (timed alone)", totals["moments"]),
+          ("  tile moments (timed alone)", totals["tile moments"]),
           ("  rest: residual adds, casts, slicing, halos", rest),
           ("storage I/O", io), ("  photo read", totals["photo read"]),
           ("  map reads (window assembly)", totals["map reads"]),
           ("  map writes" + (" (writer thread, overlapping; not in the sum)"
                               if writes_behind else ""), totals["map writes"]),
-          ("other Python (loops, output quantisation)", total - graphs - io)]
+          ("other Python", total - graphs - io),
+          ("  moments combined in float64", totals["moments"]),
+          ("  output quantisation", totals["output"])]
   for name, secs in rows:
     print(f"  {name:<44} {secs:6.2f} s  {secs / total:6.1%}")
 

@@ -5,90 +5,73 @@ Prints the CPU model, then for float32 and bfloat16:
     image, timed right after the whole-image run, as generator MPix/s at 0.8 MFLOP per
     pixel) and the whole-image speed (`model(x)`) as a fraction of it (targets: float32
     >= 0.9, bfloat16 >= 0.85);
-  - exact tiled inference the way `dped-tf enhance` runs it (`inference.enhance` at the
-    default 1536 MB budget: the maps in RAM when they fit, else in files) as a ratio to
+  - exact tiled inference the way `dped-tf enhance` runs it (`photo.enhance_pixels` at
+    the default 1536 MB budget: the maps in RAM when they fit, else in files) as a ratio to
     enhance's whole-image path (target >= 0.85) at 1, 4 and 12 MP; whole-image inference
     of 12 MP needs about 15 GB, so the 12 MP row is compared with the 4 MP whole image;
   - both as ratios to an independent TF1-style graph of the same generator (plain
-    `tf.nn` ops on the raw checkpoint variables, tests/authors_graph.py) in float32;
+    `tf.nn` ops on the raw checkpoint variables, dped_tf/testing/authors_graph.py) in
+    float32;
 PSNR of tiled vs whole-image and of bfloat16 vs float32; the wall time and peak RSS of
 `dped-tf enhance` with the defaults on a 12 MP (4000x3000) and a 108 MP (12000x9000)
 JPEG, each in a subprocess (targets: 12 MP <= 30 s and <= 1.5 GB, 108 MP <= 2 GB).
 
   python experiments/bench_inference.py [--model G.keras] [--skip_108mp]
+      [--sizes "1 MP,4 MP,12 MP" or HxW,...] [--max_memory 1536]
 
-Without --model the generator has He-scaled random weights (tests/conftest.py; speed
-does not depend on the weights, the bfloat16-vs-float32 PSNR does: pass a trained model
-for that row).
+Without --model the generator has He-scaled random weights (dped_tf/testing/models.py;
+speed does not depend on the weights, the bfloat16-vs-float32 PSNR does: pass a trained
+model for that row).
 """
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [_ROOT, os.path.join(_ROOT, "tests")]
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from dped_tf import precision  # noqa: E402
+from dped_tf.enhancement.executor import Enhancer  # noqa: E402
+from dped_tf.enhancement.memory import MemorySettings  # noqa: E402
+from dped_tf.enhancement.photo import enhance_pixels  # noqa: E402
+from dped_tf.modeling.factory import load_generator  # noqa: E402
 from dped_tf.testing.authors_graph import checkpoint_arrays  # noqa: E402
 from dped_tf.testing.authors_graph import session_runner  # noqa: E402
+from dped_tf.testing.bench import run_timed  # noqa: E402
+from dped_tf.testing.bench import seconds  # noqa: E402
 from dped_tf.testing.models import random_weights_model  # noqa: E402
-from dped_tf import inference  # noqa: E402
-from dped_tf import precision  # noqa: E402
-from dped_tf.modeling.factory import load_generator  # noqa: E402
+from dped_tf.testing.photos import smooth_photo  # noqa: E402
 
 # (label, height, width); whole-image and the TF1 graph run up to WHOLE_LIMIT pixels.
 SIZES = (("1 MP", 1024, 1024), ("4 MP", 2048, 2048), ("12 MP", 3000, 4000))
 WHOLE_LIMIT = 2048 * 2048
 
 
-def run_timed(cmd):
-  """Runs `cmd` (a dped_tf command line) with this checkout on PYTHONPATH: (seconds,
-  stdout); exits naming the command's last error line when it fails."""
-  start = time.perf_counter()
-  proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
-                        env={**os.environ, "PYTHONPATH": _ROOT})
-  elapsed = time.perf_counter() - start
-  if proc.returncode:
-    raise SystemExit(f"enhance failed: {proc.stderr.strip().splitlines()[-1:]}")
-  return elapsed, proc.stdout
-
-
-def photo(height, width, seed=1):
-  """A smooth colour field with fine noise, uint8."""
-  rng = np.random.default_rng(seed)
-  y = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
-  x = np.linspace(0, 1, width, dtype=np.float32)[None, :, None]
-  phase = np.array([0.0, 2.0, 4.0], np.float32)
-  base = 0.5 + 0.35 * np.sin(6 * x + 4 * y + phase) * np.cos(3 * y - phase)
-  noise = rng.normal(0, 0.03, (height, width, 1)).astype(np.float32)
-  return np.clip((base + noise) * 255, 0, 255).astype(np.uint8)
+def parse_sizes(text):
+  """Comma-separated labels of SIZES ("1 MP") or HxW -> [(label, height, width)]."""
+  labels = {s[0]: s for s in SIZES}
+  sizes = []
+  for item in text.split(","):
+    if item in labels:
+      sizes.append(labels[item])
+    else:
+      height, width = (int(v) for v in item.lower().split("x"))
+      sizes.append((f"{height}x{width}", height, width))
+  return sizes
 
 
 def large_jpeg(path, height, width):
-  """A JPEG of `photo` made at a quarter of the size, upscaled, with fine noise (so
+  """A JPEG of `smooth_photo` made at a quarter of the size, upscaled, with fine noise (so
   that a 108 MP one is written in seconds and little memory)."""
-  small = photo(height // 4, width // 4)
+  small = smooth_photo(height // 4, width // 4)
   big = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
   noise = np.random.default_rng(0).integers(-6, 7, (height, width, 1), dtype=np.int16)
   big = np.clip(big.astype(np.int16) + noise, 0, 255).astype(np.uint8)
   cv2.imwrite(path, big[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
-
-
-def seconds(fn, repeats):
-  """(result, best wall time of `repeats` runs)."""
-  best, result = float("inf"), None
-  for _ in range(repeats):
-    start = time.perf_counter()
-    result = fn()
-    best = min(best, time.perf_counter() - start)
-  return result, best
 
 
 def psnr(a, b):
@@ -123,11 +106,11 @@ def conv_peak(height, width, compute_dtype, repeats):
 def warm_up(enhancer, settings):
   """Traces the graphs (two sizes, so that later sizes reuse a shape-generic trace)."""
   for side in (40, 56):
-    image = photo(side, side + 8)
+    image = smooth_photo(side, side + 8)
     enhancer.whole(image[None].astype(np.float32) / 255)
     enhancer.tiled(image, tile=24)
   tile = settings.tile_side()
-  inference.enhance(enhancer, photo(tile + 8, 2 * tile + 16), np.uint8, settings)
+  enhance_pixels(enhancer, smooth_photo(tile + 8, 2 * tile + 16), np.uint8, settings)
 
 
 # The child reads its own high-water mark: ru_maxrss would also count the parent's pages
@@ -162,12 +145,16 @@ def main():
   parser.add_argument("--model", help="instance-norm generator .keras (default: random "
                       "He-scaled weights)")
   parser.add_argument("--sizes", default=",".join(s[0] for s in SIZES),
-                      help="which of " + ", ".join(s[0] for s in SIZES))
+                      help="which of " + ", ".join(s[0] for s in SIZES) + ", or HxW")
+  parser.add_argument("--max_memory", type=int, default=1536,
+                      help="enhance's memory budget in MB (sets the tile side)")
   parser.add_argument("--precisions", default="float32,bfloat16")
   parser.add_argument("--repeats", type=int, default=2, help="best of N runs")
   parser.add_argument("--skip_enhance", action="store_true",
                       help="skip the 12 MP and 108 MP `dped-tf enhance` runs")
   parser.add_argument("--skip_108mp", action="store_true")
+  parser.add_argument("--enhance_size", help="HxW: one `dped-tf enhance` run of this size "
+                      "instead of the 12 MP and 108 MP ones")
   args = parser.parse_args()
   model = load_generator(args.model) if args.model else random_weights_model()
   native = precision.cpu_has_bf16()
@@ -176,16 +163,17 @@ def main():
            "EMULATED (no AMX/AVX512-BF16: oneDNN converts to float32; slow here)"))
   print(f"model: {args.model or 'random (He-scaled) weights'}")
 
-  settings = inference.MemorySettings(mode="tiled")  # the CLI's default budget
-  whole_mode = inference.MemorySettings(mode="whole")
-  enhancers = {p: inference.Enhancer.from_model(model, p) for p in args.precisions.split(",")}
+  enhancers = {p: Enhancer(model, p) for p in args.precisions.split(",")}
+  working_set = next(iter(enhancers.values())).working_set
+  settings = MemorySettings(working_set, args.max_memory * 2**20, mode="tiled")
+  whole_mode = MemorySettings(working_set, args.max_memory * 2**20, mode="whole")
   for enhancer in enhancers.values():
     warm_up(enhancer, settings)
   arrays = checkpoint_arrays(model)
-  sizes = [s for s in SIZES if s[0] in args.sizes.split(",")]
+  sizes = parse_sizes(args.sizes)
   rows, whole_speed = [], {}
   for label, height, width in sizes:
-    image = photo(height, width)
+    image = smooth_photo(height, width)
     mp = height * width / 1e6
     x = image[None].astype(np.float32) / 255 if height * width <= WHOLE_LIMIT else None
     graph_speed = reference = None
@@ -200,11 +188,11 @@ def main():
       if x is not None:
         whole, t_whole = seconds(lambda: enhancer.whole(x)[0], args.repeats)
         # tiled / whole compares enhance's two paths (uint8 in and out for both)
-        _, t_whole8 = seconds(lambda: inference.enhance(enhancer, image, np.uint8, whole_mode),
+        _, t_whole8 = seconds(lambda: enhance_pixels(enhancer, image, np.uint8, whole_mode),
                               args.repeats)
         whole_speed[p] = mp / t_whole8
         row["peak"][p] = conv_peak(height, width, enhancer.model.compute_dtype, args.repeats)
-      tiled, t_tiled = seconds(lambda: inference.enhance(enhancer, image, np.uint8, settings),
+      tiled, t_tiled = seconds(lambda: enhance_pixels(enhancer, image, np.uint8, settings),
                                1 if x is None else args.repeats)
       row["whole"][p] = mp / t_whole if x is not None else None
       row["whole8"][p] = whole_speed[p] if x is not None else None
@@ -214,7 +202,7 @@ def main():
     row["whole_ref"] = dict(whole_speed)  # the largest whole-image run so far
     rows.append(row)
 
-  print(f"\nMPix/s; tiled = `dped-tf enhance`'s tiled path at the default budget "
+  print(f"\nMPix/s; tiled = `dped-tf enhance`'s tiled path at the budget "
         f"({settings.budget >> 20} MB, tile {settings.tile_side()}); ratios in brackets: "
         "to the TF1 graph's float32 speed")
   print(f"  {'size':>6} {'TF1 fp32':>9} | " + " | ".join(
@@ -268,6 +256,9 @@ def main():
     runs = [("12 MP", 3000, 4000, 30, 1536)]
     if not args.skip_108mp:
       runs.append(("108 MP", 9000, 12000, None, 2048))
+    if args.enhance_size:
+      runs = [(label, height, width, None, None)
+              for label, height, width in parse_sizes(args.enhance_size)]
     print("\n`dped-tf enhance` with the defaults, one JPEG, in a subprocess:")
     with tempfile.TemporaryDirectory() as work:
       path = os.path.join(work, "g.keras")
@@ -275,8 +266,9 @@ def main():
       for label, height, width, wall_target, rss_target in runs:
         rss, elapsed, line = enhance_run(path, work, height, width)
         wall = f" (target <= {wall_target})" if wall_target else ""
-        print(f"  {label} ({width}x{height}): {elapsed:.0f} s wall{wall}, peak RSS {rss:.0f} MB "
-              f"(target <= {rss_target}); {height * width / 1e6 / elapsed:.3f} MPix/s "
+        rss_goal = f" (target <= {rss_target})" if rss_target else ""
+        print(f"  {label} ({width}x{height}): {elapsed:.0f} s wall{wall}, peak RSS {rss:.0f} MB"
+              f"{rss_goal}; {height * width / 1e6 / elapsed:.3f} MPix/s "
               f"including start-up, decode and encode; '{line}'", flush=True)
 
 

@@ -11,9 +11,9 @@ import tensorflow as tf
 
 from dped_tf import cli
 from dped_tf import evaluation
-from dped_tf import inference
 from dped_tf.dataloaders import dped_folder
 from dped_tf.dataloaders import tfrecords
+from dped_tf.enhancement.executor import Enhancer
 from dped_tf.testing.data import write_dped_folder
 from dped_tf.testing.models import random_weights_model
 from dped_tf.testing.numpy_metrics import np_psnr, np_released_ms_ssim, np_ssim
@@ -113,7 +113,7 @@ def test_evaluate_cli_prints_baseline_and_models(dped, tmp_path, capsys):
     results = json.load(f)["results"]
   assert list(results) == [evaluation.BASELINE, "g", "again"]
   phone, dslr = folder_patches(root)
-  raw = inference.Enhancer.from_model(generator).whole(phone)
+  raw = Enhancer(generator).whole(phone)
   enhanced = np.clip(raw, 0, 1)
   for label, images, released in ((evaluation.BASELINE, phone, phone), ("g", enhanced, raw),
                                   ("again", enhanced, raw)):

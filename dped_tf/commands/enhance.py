@@ -99,7 +99,8 @@ def main(fv, argv):
       done += 1
       continue
     except DpedError as e:
-      why = str(e) if str(e).startswith(path) else f"{path}: {e}"
+      why = with_flag_advice(e)
+      why = why if why.startswith(path) else f"{path}: {why}"
     except (MemoryError, tf.errors.ResourceExhaustedError):
       why = f"{path}: out of memory (lower --max_memory or --tile)"
     failures.append(why)
@@ -119,17 +120,32 @@ def load_enhancer(fv, keep_input=False):
   preview), which the memory budget then counts."""
   # pylint: disable=import-outside-toplevel
   import tensorflow as tf
-  from dped_tf import inference
+  from dped_tf.enhancement.executor import Enhancer
+  from dped_tf.enhancement.memory import MemorySettings
   from dped_tf.modeling.factory import load_generator
   if fv.threads:
     tf.config.threading.set_intra_op_parallelism_threads(fv.threads)
-  enhancer = inference.Enhancer(load_generator(fv.model), fv.precision, jit_compile=fv.xla)
-  settings = inference.MemorySettings(fv.max_memory * 2**20, fv.tile, fv.mode, fv.tmp_dir,
-                                      side_by_side=keep_input)
+  enhancer = Enhancer(load_generator(fv.model), fv.precision, jit_compile=fv.xla)
+  settings = MemorySettings(enhancer.working_set, fv.max_memory * 2**20, fv.tile, fv.mode,
+                            fv.tmp_dir, side_by_side=keep_input)
   return enhancer, settings
 
 
+def with_flag_advice(error):
+  """A library error's line with the flag that fixes it: a photo over the memory budget
+  names the --max_memory it needs, a temporary folder without room --tmp_dir."""
+  # pylint: disable=import-outside-toplevel
+  from dped_tf.enhancement.memory import OverBudget
+  from dped_tf.enhancement.storage import MapFolderFull
+  if isinstance(error, OverBudget):
+    return f"{error}; raise --max_memory to {error.needed // 2**20} or more"
+  if isinstance(error, MapFolderFull):
+    return f"{error} (choose another --tmp_dir)"
+  return str(error)
+
+
 def _enhance_one(path, enhancer, settings, planned, fv):
+  from dped_tf.enhancement.photo import enhance_file  # pylint: disable=import-outside-toplevel
   target = output_path(path, fv.out, fv.ext)
   _check_target(path, target, planned, fv.overwrite)
   planned.add(os.path.abspath(target))
@@ -138,25 +154,6 @@ def _enhance_one(path, enhancer, settings, planned, fv):
     _write_comparison(path, target, photo, after, fv)
   height, width = after.pixels.shape[:2]
   print(f"{path} -> {target} ({width}x{height}, {enhancer.precision})")
-
-
-def enhance_file(path, target, enhancer, settings, quality):
-  """One photo: read (refused where it does not fit `settings`' memory budget), enhance,
-  write `target` atomically in its extension's format; returns the (before, after)
-  `Photo`s, the input's pixels released before encoding unless `settings.side_by_side`.
-  The one per-photo path of `dped-tf enhance` and `dped-tf serve`."""
-  # pylint: disable=import-outside-toplevel
-  from dped_tf import image_io
-  from dped_tf import inference
-  ext = os.path.splitext(target)[1]
-  photo = image_io.read_photo(path, lambda w, h, b: settings.refusal(w, h, b, ext))
-  depth = image_io.output_depth(ext, photo.pixels.dtype)
-  enhanced = inference.enhance(enhancer, photo.pixels, depth, settings)
-  if not settings.side_by_side:
-    photo.pixels = None  # the memory budget counts the input as released while encoding
-  after = image_io.Photo(enhanced, photo.alpha, photo.exif, photo.icc)
-  fileio.atomic_write_bytes(target, image_io.encode_photo(ext, after, quality))
-  return photo, after
 
 
 def _check_target(path, target, planned, overwrite):

@@ -13,7 +13,7 @@ from dped_tf.lazy import lazy_import
 
 evaluation = lazy_import("dped_tf.evaluation")
 factory = lazy_import("dped_tf.modeling.factory")
-inference = lazy_import("dped_tf.inference")
+executor = lazy_import("dped_tf.enhancement.executor")
 
 
 def define_flags(fv):
@@ -60,7 +60,7 @@ def main(fv, argv):
     raise DpedError("give a model (--model) or models to compare (--compare)")
   models = {}
   for label, path in specs:
-    enhancer = inference.Enhancer.from_model(factory.load_generator(path), fv.precision)
+    enhancer = executor.Enhancer(factory.load_generator(path), fv.precision)
     models[label] = enhancer.whole
   if fv.tfrecords:
     source = fv.tfrecords

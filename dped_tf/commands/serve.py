@@ -40,6 +40,6 @@ def main(fv, argv):
   tempfile.tempdir = os.path.join(fv.out, "tmp")
   os.makedirs(tempfile.tempdir, exist_ok=True)
   enhancer, settings = enhance.load_enhancer(fv)
-  enhancing = jobs.Enhancing(fv.out, enhancer, settings, fv.quality)
+  enhancing = jobs.Enhancing(fv.out, enhancer, settings, fv.quality, enhance.with_flag_advice)
   pages.run_server(app.create_app(enhancing, fv.max_upload * 2**20), fv.host, fv.port)
   return 0

@@ -9,7 +9,7 @@ Windows are clipped to the image, so that each convolution's SAME padding suppli
 zeros beyond the image edge exactly as it does for the whole image: a stage needs no
 mask. The stage that starts with an instance norm takes that norm's per-channel (mean,
 variance) over the whole image of the map `norm_input`, which the tiled executor
-(dped_tf/inference.py) measures while an earlier stage writes it.
+(dped_tf/enhancement/) measures while an earlier stage writes it.
 The model's own `call` runs the same stages on the whole image, the norms measuring
 their own statistics: one source for the generator's math.
 """

@@ -10,4 +10,6 @@ headless browser. Not used by the library itself.
 - `numpy_metrics`: PSNR, SSIM and the released MS-SSIM re-derived with numpy and scipy.
 - `numpy_layers`: the generator's instance norm re-derived with numpy.
 - `browser`: a `dped-tf` server in a subprocess and headless Chromium (selenium).
+- `photos`: synthetic photos of any size (the enhancement tests and benchmarks).
+- `bench`: best-of-N timing and commands timed in a subprocess (the benchmarks).
 """

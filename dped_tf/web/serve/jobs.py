@@ -1,5 +1,5 @@
 """The enhance page's job queue: every upload is a job that `dped-tf enhance`'s per-photo
-path (`commands.enhance.enhance_file`) runs, one at a time.
+path (`enhancement.photo.enhance_file`) runs, one at a time.
 
 Every file of a job lies under the output folder: `<out>/<job>/in/<name>` (the upload),
 the enhanced `<out>/<job>/<name>`, and JPEG previews for the browser. One worker thread
@@ -19,6 +19,7 @@ import numpy as np
 
 from dped_tf import fileio
 from dped_tf import image_io
+from dped_tf.enhancement import photo
 from dped_tf.errors import DpedError
 
 PREVIEW_SIDE = 2048
@@ -44,12 +45,12 @@ class Job:
 
 
 class Enhancing:
-  """The jobs and the worker thread that runs them through `enhance_file`."""
+  """The jobs and the worker thread that runs them through `enhance_file`; a job's
+  error is `describe_error(error)` (the command's line, with the flag to change)."""
 
-  def __init__(self, out, enhancer, settings, quality):
-    from dped_tf.commands import enhance  # pylint: disable=import-outside-toplevel
-    self.enhance_file = enhance.enhance_file
+  def __init__(self, out, enhancer, settings, quality, describe_error=str):
     self.out, self.enhancer, self.settings, self.quality = out, enhancer, settings, quality
+    self.describe_error = describe_error
     self.jobs, self.queue = {}, queue.Queue()
     threading.Thread(target=self._work, daemon=True).start()
 
@@ -78,7 +79,7 @@ class Enhancing:
       job = self.jobs[self.queue.get()]
       job.state, job.started = "running", time.time()
       try:
-        _, after = self.enhance_file(job.upload, os.path.join(job.folder, job.name),
+        _, after = photo.enhance_file(job.upload, os.path.join(job.folder, job.name),
                                      self.enhancer, self.settings, self.quality)
         job.size = after.pixels.shape[1::-1]
         _write_preview(job.folder, "after", after.pixels)
@@ -88,7 +89,7 @@ class Enhancing:
         _write_preview(job.folder, "before", image_io.read_photo(job.upload).pixels)
         job.state = "done"
       except DpedError as e:
-        job.state, job.error = "error", str(e).replace(job.upload, job.name)
+        job.state, job.error = "error", self.describe_error(e).replace(job.upload, job.name)
       except MemoryError:
         job.state, job.error = "error", f"{job.name}: out of memory (lower --max_memory)"
       except Exception as e:  # pylint: disable=broad-except

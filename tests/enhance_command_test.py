@@ -1,4 +1,5 @@
-"""`dped-tf enhance`: formats, metadata, bad inputs, never clobbering (issue 4)."""
+"""`dped-tf enhance`: formats, metadata, bad inputs, never clobbering, one-line errors
+that name the flag to change."""
 
 import io
 import os
@@ -9,7 +10,6 @@ import sys
 import zlib
 
 import cv2
-from dped_tf.testing.models import random_weights_model
 import numpy as np
 from PIL import Image
 from PIL import ImageCms
@@ -18,7 +18,9 @@ import pytest
 from skimage import data as skdata
 
 from dped_tf import cli
-from dped_tf import inference
+from dped_tf.enhancement.executor import Enhancer
+from dped_tf.modeling.factory import load_generator
+from dped_tf.testing.models import random_weights_model
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +86,10 @@ def test_bad_inputs_folder_run(model_path, tmp_path, capsys):
       assert len(lines) == 1 and outcome in lines[0], (name, err)
       assert not os.path.exists(os.path.join(out, name))
   assert "6 enhanced, 4 failed:" in err
+  bomb = [l for l in err if "bomb.png: " in l][0]
+  need_mb = -(-10**10 * 18 // 2**20)  # 1e10 pixels x 18 B of PNG buffers
+  assert bomb.endswith(f"(photo buffers for .png output: 18 bytes per pixel); raise "
+                       f"--max_memory to {need_mb} or more")
   deep = cv2.imread(os.path.join(out, "deep.png"), cv2.IMREAD_UNCHANGED)
   assert deep.dtype == np.uint16 and deep.shape == (24, 32, 3)
   rgba = cv2.imread(os.path.join(out, "rgba.png"), cv2.IMREAD_UNCHANGED)
@@ -109,8 +115,9 @@ def test_a_full_tile_folder_is_one_line_naming_it(model_path, tmp_path):
   errors = [l for l in result.stderr.splitlines() if l.startswith("dped-tf enhance: error:")]
   assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
   # 6 x 6 tiles of 117 x 117, 64 float32 channels: 126 MB per map
-  assert (f"{src}: {tiles}: cannot create a temporary tile file (File too large); each "
-          "map of a 700x700 photo takes 0.1 GB there") in errors[0]
+  assert errors[0].endswith(
+      f"{src}: {tiles}: cannot create a temporary tile file (File too large); each "
+      "map of a 700x700 photo takes 0.1 GB there (choose another --tmp_dir)")
   assert not os.listdir(tiles) and not out.joinpath("big.png").exists()
 
 
@@ -120,8 +127,7 @@ def test_16_bit_png_is_enhanced_at_16_bits(model_path, tmp_path):
   assert run(str(tmp_path / "deep.png"), "--model", model_path, "--out",
              str(tmp_path / "out"), "--precision", "float32") == 0
   got = cv2.imread(str(tmp_path / "out" / "deep.png"), cv2.IMREAD_UNCHANGED)[..., ::-1]
-  from dped_tf.modeling.factory import load_generator  # pylint: disable=import-outside-toplevel
-  enhancer = inference.Enhancer.from_model(load_generator(model_path))
+  enhancer = Enhancer(load_generator(model_path))
   expected = np.clip(enhancer.whole(deep[None].astype(np.float32) / 65535)[0], 0, 1)
   assert np.abs(got / 65535 - expected).max() < 1e-4  # finer than 8-bit steps (0.004)
 
@@ -140,8 +146,7 @@ def test_orientation_exif_and_icc_are_carried_over(model_path, tmp_path):
   assert run(str(src), "--model", model_path, "--out", str(out), "--precision", "float32",
              "--ext", "png") == 0
   upright = np.asarray(Image.open(src))[::-1].swapaxes(0, 1)  # rotate 90 degrees clockwise
-  from dped_tf.modeling.factory import load_generator  # pylint: disable=import-outside-toplevel
-  enhancer = inference.Enhancer.from_model(load_generator(model_path))
+  enhancer = Enhancer(load_generator(model_path))
   expected = np.clip(enhancer.whole(upright[None].astype(np.float32) / 255)[0], 0, 1) * 255
   for name in ("photo.jpg", "photo.png"):
     with Image.open(out / name) as im:
@@ -207,8 +212,7 @@ def test_heic_and_avif_rotated_by_exif_are_enhanced_upright(model_path, tmp_path
              "float32", "--quality", "100") == 0  # a folder run lists HEIC and AVIF files
   assert run(str(src), "--model", model_path, "--out", str(out), "--precision", "float32",
              "--ext", "png") == 0
-  from dped_tf.modeling.factory import load_generator  # pylint: disable=import-outside-toplevel
-  enhancer = inference.Enhancer.from_model(load_generator(model_path))
+  enhancer = Enhancer(load_generator(model_path))
   expected = np.clip(enhancer.whole(upright[None].astype(np.float32) / 255)[0], 0, 1) * 255
   with Image.open(out / "photo.png") as im:  # lossless: the model's pixels
     assert np.abs(np.asarray(im, np.float32) - expected).max() <= 0.51
