@@ -1,5 +1,6 @@
 """The import graph of `dped_tf`, read from the source (nothing is imported): no import
-cycle among its modules, and only the CLI and the commands import `dped_tf.commands`.
+cycle among its modules, and only the CLI and the commands import `dped_tf.commands`;
+and `experiments/` on the public API (no `sys.path` edits, no `dped_tf` name with `_`).
 
 Every import counts: top-level and function-local `import` and `from` statements, and
 `lazy_import`, `import_now` and `importlib.import_module` calls with a constant name. An
@@ -160,3 +161,47 @@ def test_the_reader_finds_every_kind_of_import_and_the_cycles(tmp_path):
   assert graph["pkg.c"]["pkg.a"][1] == 2
   assert cycles(graph) == [["pkg.a", "pkg.b", "pkg.c", "pkg.a"],
                            ["pkg.lazy", "pkg.sub.d", "pkg.lazy"]]
+
+
+def private_uses_and_path_edits(path):
+  """[(line, what)]: `sys.path` changed, or a `dped_tf` name that starts with `_` used
+  (imported from dped_tf, or an attribute of a dped_tf module imported by the file)."""
+  with open(path, encoding="utf-8") as f:
+    tree = ast.parse(f.read(), path)
+  dped_names, found = set(), []
+  for node in ast.walk(tree):
+    if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("dped_tf"):
+      for alias in node.names:
+        dped_names.add(alias.asname or alias.name)
+        if alias.name.startswith("_"):
+          found.append((node.lineno, f"from {node.module} import {alias.name}"))
+    elif isinstance(node, ast.Import):
+      dped_names.update(a.asname or a.name.split(".")[0] for a in node.names
+                        if a.name.startswith("dped_tf"))
+  for node in ast.walk(tree):
+    if (isinstance(node, ast.Attribute) and node.attr.startswith("_")
+        and not node.attr.startswith("__") and isinstance(node.value, ast.Name)
+        and node.value.id in dped_names):
+      found.append((node.lineno, f"{node.value.id}.{node.attr}"))
+    if (isinstance(node, ast.Attribute) and node.attr == "path"
+        and getattr(node.value, "id", None) == "sys"):
+      found.append((node.lineno, "sys.path"))
+  return sorted(found)
+
+
+def test_experiments_use_the_public_api_only():
+  folder = os.path.join(ROOT, "experiments")
+  bad = [f"  experiments/{name}:{line}: {what}" for name in sorted(os.listdir(folder))
+         if name.endswith(".py")
+         for line, what in private_uses_and_path_edits(os.path.join(folder, name))]
+  assert not bad, "experiments reach past the public API:\n" + "\n".join(bad)
+
+
+def test_the_public_api_check_finds_private_names_and_path_edits(tmp_path):
+  script = tmp_path / "x.py"
+  script.write_text("import sys\nsys.path.insert(0, 'tests')\nfrom dped_tf import inference\n"
+                    "from dped_tf.enhancement.tiles import _plan\nimport os\n"
+                    "inference._Photo = None\nos._exit\n")
+  assert private_uses_and_path_edits(str(script)) == [
+      (2, "sys.path"), (4, "from dped_tf.enhancement.tiles import _plan"),
+      (6, "inference._Photo")]
