@@ -8,6 +8,16 @@ from absl import flags
 from dped_tf import fileio
 from dped_tf import precision
 from dped_tf.errors import DpedError
+from dped_tf.lazy import lazy_import
+
+np = lazy_import("numpy")
+tf = lazy_import("tensorflow")
+image_io = lazy_import("dped_tf.image_io")
+executor = lazy_import("dped_tf.enhancement.executor")
+memory = lazy_import("dped_tf.enhancement.memory")
+photos = lazy_import("dped_tf.enhancement.photo")
+storage = lazy_import("dped_tf.enhancement.storage")
+factory = lazy_import("dped_tf.modeling.factory")
 
 MODES = ("auto", "whole", "tiled")
 
@@ -53,14 +63,13 @@ def define_inference_flags(fv):
 
 def collect_inputs(args):
   """Files named and image files inside folders named, in order; (files, missing)."""
-  from dped_tf.image_io import INPUT_EXTENSIONS  # pylint: disable=import-outside-toplevel
   files, missing = [], []
   for arg in args:
     if os.path.isdir(arg):
       for name in sorted(os.listdir(arg)):
         path = os.path.join(arg, name)
         if (not name.startswith(".") and os.path.isfile(path)
-            and os.path.splitext(name)[1].lower() in INPUT_EXTENSIONS):
+            and os.path.splitext(name)[1].lower() in image_io.INPUT_EXTENSIONS):
           files.append(path)
     elif os.path.exists(arg):
       files.append(arg)
@@ -70,15 +79,13 @@ def collect_inputs(args):
 
 
 def output_path(path, out_dir, ext):
-  from dped_tf.image_io import output_extension  # pylint: disable=import-outside-toplevel
   stem = os.path.splitext(os.path.basename(path))[0]
-  return os.path.join(out_dir, stem + output_extension(path, ext))
+  return os.path.join(out_dir, stem + image_io.output_extension(path, ext))
 
 
 def main(fv, argv):
   if not argv:
     raise DpedError("no input photos or folders given")
-  from dped_tf import image_io  # pylint: disable=import-outside-toplevel
   if fv.ext and "." + fv.ext.lstrip(".").lower() not in image_io.OUTPUT_EXTENSIONS:
     raise DpedError(f"unsupported output format {fv.ext!r} (use "
                     f"{', '.join(image_io.OUTPUT_EXTENSIONS)})")
@@ -87,7 +94,6 @@ def main(fv, argv):
     raise DpedError(f"no image files in {' '.join(argv)}")
   if os.path.exists(fv.out) and not os.path.isdir(fv.out):
     raise DpedError(f"{fv.out}: output path exists and is not a folder")
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
   enhancer, settings = load_enhancer(fv, keep_input=fv.side_by_side)
   os.makedirs(fv.out, exist_ok=True)
   for line in failures:
@@ -118,40 +124,32 @@ def load_enhancer(fv, keep_input=False):
   """(Enhancer, MemorySettings) from the flags of `define_inference_flags`; `keep_input`:
   the input's pixels stay in memory while the output is encoded (a comparison, a
   preview), which the memory budget then counts."""
-  # pylint: disable=import-outside-toplevel
-  import tensorflow as tf
-  from dped_tf.enhancement.executor import Enhancer
-  from dped_tf.enhancement.memory import MemorySettings
-  from dped_tf.modeling.factory import load_generator
   if fv.threads:
     tf.config.threading.set_intra_op_parallelism_threads(fv.threads)
-  enhancer = Enhancer(load_generator(fv.model), fv.precision, jit_compile=fv.xla)
-  settings = MemorySettings(enhancer.working_set, fv.max_memory * 2**20, fv.tile, fv.mode,
-                            fv.tmp_dir, side_by_side=keep_input)
+  enhancer = executor.Enhancer(factory.load_generator(fv.model), fv.precision,
+                               jit_compile=fv.xla)
+  settings = memory.MemorySettings(enhancer.working_set, fv.max_memory * 2**20, fv.tile,
+                                   fv.mode, fv.tmp_dir, side_by_side=keep_input)
   return enhancer, settings
 
 
 def with_flag_advice(error):
   """A library error's line with the flag that fixes it: a photo over the memory budget
   names the --max_memory it needs, a temporary folder without room --tmp_dir."""
-  # pylint: disable=import-outside-toplevel
-  from dped_tf.enhancement.memory import OverBudget
-  from dped_tf.enhancement.storage import MapFolderFull
-  if isinstance(error, OverBudget):
+  if isinstance(error, memory.OverBudget):
     return f"{error}; raise --max_memory to {error.needed // 2**20} or more"
-  if isinstance(error, MapFolderFull):
+  if isinstance(error, storage.MapFolderFull):
     return f"{error} (choose another --tmp_dir)"
   return str(error)
 
 
 def _enhance_one(path, enhancer, settings, planned, fv):
-  from dped_tf.enhancement.photo import enhance_file  # pylint: disable=import-outside-toplevel
   target = output_path(path, fv.out, fv.ext)
   _check_target(path, target, planned, fv.overwrite)
   planned.add(os.path.abspath(target))
-  photo, after = enhance_file(path, target, enhancer, settings, fv.quality)
+  before, after = photos.enhance_file(path, target, enhancer, settings, fv.quality)
   if fv.side_by_side:
-    _write_comparison(path, target, photo, after, fv)
+    _write_comparison(path, target, before, after, fv)
   height, width = after.pixels.shape[:2]
   print(f"{path} -> {target} ({width}x{height}, {enhancer.precision})")
 
@@ -167,8 +165,6 @@ def _check_target(path, target, planned, overwrite):
 
 def _write_comparison(path, target, before, after, fv):
   """before | after, side by side, at the output's bit depth."""
-  import numpy as np  # pylint: disable=import-outside-toplevel
-  from dped_tf import image_io  # pylint: disable=import-outside-toplevel
   stem, ext = os.path.splitext(target)
   compare = f"{stem}_compare{ext}"
   _check_target(path, compare, set(), fv.overwrite)

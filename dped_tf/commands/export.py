@@ -6,6 +6,10 @@ from absl import flags
 from absl import logging
 
 from dped_tf.errors import DpedError
+from dped_tf.lazy import lazy_import
+
+interop = lazy_import("dped_tf.interop")
+factory = lazy_import("dped_tf.modeling.factory")
 
 
 def define_flags(fv):
@@ -39,14 +43,12 @@ def main(fv, argv):
   if fv.format == "tflite" and fv.version is not None:
     raise DpedError("--version applies to --format saved_model only")
   logging.set_verbosity(logging.WARNING)  # TF's per-function notes while saving
-  from dped_tf import interop  # pylint: disable=import-outside-toplevel
-  from dped_tf.modeling.factory import load_generator  # pylint: disable=import-outside-toplevel
   if fv.format == "saved_model":
     version = fv.version or interop.next_version(fv.out)
     target = os.path.realpath(os.path.join(fv.out, str(version)))
     if os.path.realpath(fv.model).startswith(target + os.sep):
       raise DpedError(f"{fv.model}: the model lies inside the export folder {target}")
-    generator = load_generator(fv.model)
+    generator = factory.load_generator(fv.model)
     try:
       path, size = interop.export_saved_model(generator, fv.out, version, fv.overwrite,
                                               fv.image_format, fv.jpeg_quality)
@@ -56,7 +58,7 @@ def main(fv, argv):
           f"(images float32 [batch, height, width, 3] -> enhanced), enhance_image "
           f"(image_bytes string [n] -> enhanced_bytes {fv.image_format})")
   else:
-    generator = load_generator(fv.model)
+    generator = factory.load_generator(fv.model)
     try:
       written = interop.export_tflite(generator, fv.out, fv.overwrite)
     except interop.OutputExists as e:

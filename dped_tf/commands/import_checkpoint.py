@@ -6,6 +6,10 @@ import os
 from absl import flags
 
 from dped_tf.errors import DpedError
+from dped_tf.fileio import save_keras_atomic
+from dped_tf.lazy import lazy_import
+
+interop = lazy_import("dped_tf.interop")
 
 
 def define_flags(fv):
@@ -26,8 +30,6 @@ def main(fv, argv):
   if os.path.exists(fv.out) and not fv.overwrite:
     raise DpedError(f"{fv.out}: exists (pass --overwrite to replace it)")
   prefix = fv.checkpoint[:-len(".index")] if fv.checkpoint.endswith(".index") else fv.checkpoint
-  from dped_tf import interop  # pylint: disable=import-outside-toplevel
-  from dped_tf.fileio import save_keras_atomic  # pylint: disable=import-outside-toplevel
   generator = interop.import_checkpoint(prefix)
   os.makedirs(os.path.dirname(os.path.abspath(fv.out)), exist_ok=True)
   save_keras_atomic(generator, fv.out)

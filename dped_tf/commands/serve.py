@@ -11,6 +11,11 @@ from absl import flags
 
 from dped_tf.commands import enhance
 from dped_tf.errors import DpedError
+from dped_tf.lazy import lazy_import
+
+pages = lazy_import("dped_tf.web.pages")
+app = lazy_import("dped_tf.web.serve.app")
+jobs = lazy_import("dped_tf.web.serve.jobs")
 
 
 def define_flags(fv):
@@ -31,9 +36,6 @@ def main(fv, argv):
     raise DpedError(f"unexpected arguments: {' '.join(argv)}")
   if os.path.exists(fv.out) and not os.path.isdir(fv.out):
     raise DpedError(f"{fv.out}: output path exists and is not a folder")
-  # pylint: disable=import-outside-toplevel
-  from dped_tf.web import pages
-  from dped_tf.web.serve import app, jobs
   pages.templates()  # the web extra is installed
   # This process's temporary files (TensorFlow's autograph sources, activations over
   # budget unless --tmp_dir says otherwise) stay under --out too.

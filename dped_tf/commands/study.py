@@ -10,6 +10,14 @@ import os
 from absl import flags
 
 from dped_tf.errors import DpedError
+from dped_tf.lazy import lazy_import
+
+pages = lazy_import("dped_tf.web.pages")
+analysis = lazy_import("dped_tf.web.study.analysis")
+app = lazy_import("dped_tf.web.study.app")
+charts = lazy_import("dped_tf.web.study.charts")
+design = lazy_import("dped_tf.web.study.design")
+store = lazy_import("dped_tf.web.study.store")
 
 
 def define_flags(fv):
@@ -45,9 +53,6 @@ def main(fv, argv):
       raise DpedError(f"--class_dir {item}: class {name} given twice")
     folders[name] = folder
   experiments = [e.split(",") for e in fv.experiment] or None
-  # pylint: disable=import-outside-toplevel
-  from dped_tf.web import pages
-  from dped_tf.web.study import app, design, store
   the_study = design.Study.from_folders(folders, experiments)
   study_app = app.create_app(the_study, store.VoteStore(fv.db))
   print(f"{len(the_study.experiments)} experiments, {len(the_study.scenes)} scenes, "
@@ -58,8 +63,6 @@ def main(fv, argv):
 
 def _write_results(fv):
   """results.csv and figure10.png of --db's votes into --out; the numbers on stdout."""
-  # pylint: disable=import-outside-toplevel
-  from dped_tf.web.study import analysis, charts, store
   votes = store.open_votes(fv.db)
   if not votes:
     raise DpedError(f"{fv.db}: no votes yet")
