@@ -142,6 +142,7 @@ class TrainConfig:
   def __post_init__(self):
     check_options(self)
     check_phone(self.phone)
+    object.__setattr__(self, "precision", precisions.canonical(self.precision))
     for name in ("learning_rate", "adam_epsilon"):
       if getattr(self, name) <= 0:
         raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

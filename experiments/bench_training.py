@@ -29,10 +29,11 @@ def measure(precision, iterations, batch_size, patch, xla, vgg_precision, loop):
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   import keras  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from dped_tf import configs, train_lib  # pylint: disable=import-outside-toplevel
+  from dped_tf import configs  # pylint: disable=import-outside-toplevel
+  from dped_tf.training import loop as training_loop  # pylint: disable=import-outside-toplevel
   cfg = configs.TrainConfig(batch_size=batch_size, patch_size=patch, vgg_weights="none",
                             precision=precision, vgg_precision=vgg_precision)
-  trainer, _ = train_lib.build_trainer(cfg)
+  trainer, _ = training_loop.build_trainer(cfg)
   rng = tf.random.Generator.from_seed(0)
   batch = tuple(rng.uniform([2 * batch_size, patch, patch, 3]) for _ in range(2))
   ends = []
