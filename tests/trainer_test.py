@@ -210,4 +210,4 @@ def test_fit_under_a_strategy_skips_keras_symbolic_build(records):
   trainer._symbolic_build, trainer._maybe_symbolic_build = spy_build, spy_maybe
   ds = tfrecords.make_dataset(records, "train", BATCH, PATCH, training=True)
   trainer.fit(ds, steps_per_epoch=1, epochs=1, verbose=0)
-  assert calls == ["maybe_symbolic_build"] and int(trainer.step) == 1
+  assert calls == ["maybe_symbolic_build"] and int(trainer.step.numpy()) == 1
