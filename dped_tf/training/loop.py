@@ -37,8 +37,6 @@ def build_trainer(cfg: TrainConfig, vgg=None, warm_start_from_file=True):
   """
   compute_dtype = precision.resolve(cfg.precision)
   precision.set_policy(compute_dtype)
-  content_network, vgg_source = vgg or load_content_network(
-      cfg.vgg_weights, seed=cfg.seed, compute_dtype=cfg.vgg_precision)
   keras.utils.set_random_seed(cfg.seed)
   generator, discriminator = make_generator(cfg.model, cfg.norm), Discriminator()
   generator.build((None, None, None, 3))
@@ -47,6 +45,10 @@ def build_trainer(cfg: TrainConfig, vgg=None, warm_start_from_file=True):
   if cfg.init_from and warm_start_from_file:
     warm_start.init_from_file(generator, cfg.init_from)
   discriminator.build((None, cfg.patch_size, cfg.patch_size, 1))
+  # Last, so that an `init_from` file of another architecture is refused before VGG-19
+  # weights are read (or downloaded); its own random draws come after the seeded ones.
+  content_network, vgg_source = vgg or load_content_network(
+      cfg.vgg_weights, seed=cfg.seed, compute_dtype=cfg.vgg_precision)
   content_network.build((None, None, None, 3))
   trainer = DPEDTrainer(generator, discriminator, content_network, cfg.loss, seed=cfg.seed,
                         test_batch_size=cfg.batch_size)
