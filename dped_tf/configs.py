@@ -3,7 +3,7 @@
 import dataclasses
 import re
 
-from dped_tf.precision import POLICIES as PRECISIONS  # Keras policy names
+from dped_tf import precision as precisions
 
 # The DPED dataset's own phones (docs/method.md §5). Any camera name of letters, digits,
 # `-` and `_` works too: patches made by `dped-tf align` from a user's own photo pairs.
@@ -80,7 +80,7 @@ LOSS_PRESETS = {
     # The baselines of Table 2 (docs/method.md §6): SRCNN under MSE, Johnson et al. under VGG only.
     "srcnn": LossConfig(w_content=0.0, w_color=0.0, w_texture=0.0, w_tv=0.0, w_mse=1.0),
     "johnson": LossConfig(w_content=1.0, w_color=0.0, w_texture=0.0, w_tv=0.0),
-    # `make demo` (10 CPU minutes): color + pixel MSE, no critic, no VGG; see dped_tf/demo.py.
+    # `make demo` (10 CPU minutes): color + pixel MSE, no critic, no VGG; see experiments/demo.py.
     "demo": LossConfig(w_content=0.0, w_color=0.5, w_texture=0.0, w_tv=0.0, w_mse=1000.0),
     # ... with the VGG-19 content term, when ImageNet weights are at hand.
     "demo_vgg": LossConfig(w_content=1.0, w_color=0.5, w_texture=0.0, w_tv=0.0, w_mse=1000.0),
@@ -115,13 +115,19 @@ class TrainConfig:
   learning_rate: float = option(5e-4, "Adam learning rate (both nets).", lower_bound=0.0)
   adam_epsilon: float = option(1e-8, "Adam epsilon (1e-8: the released code's TF1 "
                                "AdamOptimizer).", lower_bound=0.0)
-  eval_every: int = option(1000, "Evaluate, save images and the generator every N "
-                           "iterations.", lower_bound=1)
+  eval_every: int = option(1000, "Iterations per epoch of fit(): evaluate, save images "
+                           "and the generator at the end of each, and at the last "
+                           "iteration.", lower_bound=1)
   checkpoint_every: int = option(1000, "Checkpoint every N iterations.", lower_bound=1)
-  log_every: int = option(10, "TensorBoard scalars, and a progress line when the output "
-                          "is not a terminal, every N iterations.", lower_bound=1)
+  log_every: int = option(10, "TensorBoard scalars of the iteration's losses every N "
+                          "iterations.", lower_bound=1)
   eval_batches: int = option(0, "Test batches per evaluation (0: all).", lower_bound=0)
-  precision: str = option("float32", "Numeric policy.", choices=PRECISIONS)
+  precision: str = option("float32", "Compute dtype of the generator and critic: float32 "
+                          "(reference), bfloat16 (CPUs with AMX/AVX512-BF16), float16 (GPUs, "
+                          "dynamic loss scaling) or auto (float16 on a GPU, bfloat16 where "
+                          "the CPU has it, else float32); mixed_bfloat16 and mixed_float16 "
+                          "are deprecated spellings.",
+                          choices=(*precisions.CHOICES, *precisions.DEPRECATED))
   vgg_weights: str = option("imagenet", "'imagenet' (Keras download/cache), a Keras .h5, "
                             "a MatConvNet imagenet-vgg-verydeep-19.mat, or 'none' (random "
                             "weights: not the paper's content loss).")
@@ -136,6 +142,7 @@ class TrainConfig:
   def __post_init__(self):
     check_options(self)
     check_phone(self.phone)
+    object.__setattr__(self, "precision", precisions.canonical(self.precision))
     for name in ("learning_rate", "adam_epsilon"):
       if getattr(self, name) <= 0:
         raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

@@ -1,16 +1,29 @@
-"""The one precision vocabulary: names -> Keras dtype policies and inference dtypes.
+"""The one precision vocabulary: compute dtype names -> Keras dtype policies.
 
-Training takes a Keras policy name (`POLICIES`); inference (`dped-tf enhance`,
-`evaluate`, the demo) takes a compute dtype name or `auto` (`CHOICES`) and runs the
-model cloned under that name's policy (`with_precision`). Light to import: the CLI's
-flag definitions read these names.
+Every command and flag takes a compute dtype name or `auto` (`CHOICES`): `train
+--precision`, `--vgg_precision`, `enhance`/`evaluate`/`serve --precision`. The Keras
+policy (`mixed_bfloat16`, ...) is derived here (`POLICY_OF`): training sets it globally
+(`set_policy`), inference runs the model cloned under it (`with_precision`). Light to
+import: the CLI's flag definitions read these names.
 """
+
+from absl import logging
 
 # compute dtype -> Keras policy (convolutions in the dtype; variables and the model's
 # output stay float32)
 POLICY_OF = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
-POLICIES = tuple(POLICY_OF.values())
 CHOICES = ("auto", *POLICY_OF)
+# Keras policy names that `train --precision` took before; still accepted, with a warning.
+DEPRECATED = {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
+
+
+def canonical(name):
+  """`name`, or the compute dtype name of a deprecated Keras policy name (with a
+  one-line warning)."""
+  if name in DEPRECATED:
+    logging.warning("precision %r is deprecated; use %r", name, DEPRECATED[name])
+    return DEPRECATED[name]
+  return name
 
 
 def cpu_model():
@@ -34,9 +47,10 @@ def cpu_has_bf16():
 
 
 def resolve(name):
-  """A `CHOICES` name -> a compute dtype name; `auto`: float16 on a GPU, bfloat16 on a
-  CPU with AMX/AVX512-BF16, else float32."""
+  """A `CHOICES` (or `DEPRECATED`) name -> a compute dtype name; `auto`: float16 on a
+  GPU, bfloat16 on a CPU with AMX/AVX512-BF16, else float32."""
   from dped_tf.errors import DpedError  # pylint: disable=import-outside-toplevel
+  name = canonical(name)
   if name not in CHOICES:
     raise DpedError(f"precision must be one of {', '.join(CHOICES)}, got {name!r}")
   if name != "auto":
@@ -66,22 +80,22 @@ def with_precision(model, name):
 
 
 def set_policy(name):
-  """Sets Keras' global dtype policy; warns where the hardware will not gain from it."""
+  """Sets Keras' global dtype policy for the compute dtype `name` (not `auto`); warns
+  where the hardware will not gain from it."""
   # pylint: disable=import-outside-toplevel
-  from absl import logging
   import keras
   import tensorflow as tf
-  keras.mixed_precision.set_global_policy(name)
+  keras.mixed_precision.set_global_policy(POLICY_OF[name])
   on_gpu = bool(tf.config.list_physical_devices("GPU"))
-  if name == "mixed_bfloat16" and not on_gpu and not cpu_has_bf16():
-    logging.warning("mixed_bfloat16 on a CPU without AMX/AVX512-BF16 is emulated and slow")
-  if name == "mixed_float16" and not on_gpu:
-    logging.warning("mixed_float16 without a GPU is slow on CPUs; use mixed_bfloat16")
+  if name == "bfloat16" and not on_gpu and not cpu_has_bf16():
+    logging.warning("bfloat16 on a CPU without AMX/AVX512-BF16 is emulated and slow")
+  if name == "float16" and not on_gpu:
+    logging.warning("float16 without a GPU is slow on CPUs; use bfloat16")
 
 
-def wrap_optimizer(optimizer, policy_name):
+def wrap_optimizer(optimizer, name):
   """Dynamic loss scaling for float16 (bfloat16 has float32's range and needs none)."""
-  if policy_name == "mixed_float16":
+  if name == "float16":
     import keras  # pylint: disable=import-outside-toplevel
     return keras.optimizers.LossScaleOptimizer(optimizer)
   return optimizer

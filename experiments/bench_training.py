@@ -1,4 +1,4 @@
-"""Seconds per DPED training iteration through `fit()`, float32 vs mixed_bfloat16, side
+"""Seconds per DPED training iteration through `fit()`, float32 vs bfloat16, side
 by side, and as ratios to the authors' released TF1 training graph timed in the same run
 (`dped_tf.testing.authors_training`); with `--hand_loop`, also the step called from a
 Python loop (the hand loop `dped-tf train` used before it went through `fit()`).
@@ -6,9 +6,9 @@ Python loop (the hand loop `dped-tf train` used before it went through `fit()`).
 One iteration = the reference's generator step + critic step (docs/method.md §4) on batch
 50 of 100x100 patches with the full loss (VGG-19 relu5_4 content included), in DPEDTrainer
 and in the TF1 graph alike. Each run is its own subprocess (Keras' dtype policy is
-process-global) on a random batch, repeated; mixed_bfloat16 is timed with the reference
+process-global) on a random batch, repeated; bfloat16 is timed with the reference
 float32 VGG-19 and with the opt-in `--vgg_precision bfloat16`. `--only float32` skips the
-mixed_bfloat16 runs. VGG weights are random here (same compute as ImageNet's, which
+bfloat16 runs. VGG weights are random here (same compute as ImageNet's, which
 cannot be downloaded on these machines).
 
   python experiments/bench_training.py [--iterations 3] [--batch_size 50] [--patch_size 100]
@@ -29,10 +29,11 @@ def measure(precision, iterations, batch_size, patch, xla, vgg_precision, loop):
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   import keras  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from dped_tf import configs, train_lib  # pylint: disable=import-outside-toplevel
+  from dped_tf import configs  # pylint: disable=import-outside-toplevel
+  from dped_tf.training import loop as training_loop  # pylint: disable=import-outside-toplevel
   cfg = configs.TrainConfig(batch_size=batch_size, patch_size=patch, vgg_weights="none",
                             precision=precision, vgg_precision=vgg_precision)
-  trainer, _ = train_lib.build_trainer(cfg)
+  trainer, _ = training_loop.build_trainer(cfg)
   rng = tf.random.Generator.from_seed(0)
   batch = tuple(rng.uniform([2 * batch_size, patch, patch, 3]) for _ in range(2))
   ends = []
@@ -110,7 +111,7 @@ def main():
     return
   runs = ["float32:0:float32:tf1", "float32:0:float32:fit"]
   runs += ["float32:0:float32:hand"] if args.hand_loop else []
-  runs += [] if args.only else ["mixed_bfloat16:0:float32:fit", "mixed_bfloat16:0:bfloat16:fit"]
+  runs += [] if args.only else ["bfloat16:0:float32:fit", "bfloat16:0:bfloat16:fit"]
   runs += ["float32:1:float32:fit"] if args.xla else []
   results = []
   for run in runs:
@@ -135,7 +136,7 @@ def main():
   if args.only:
     return
   results = [r for r in results if r["loop"] == "fit"]
-  print(f"mixed_bfloat16 / float32 speed-up: {fp32 / results[1]['median_s']:.2f}x with the "
+  print(f"bfloat16 / float32 speed-up: {fp32 / results[1]['median_s']:.2f}x with the "
         f"reference float32 VGG-19 (target >= 1.8), {fp32 / results[2]['median_s']:.2f}x with "
         "--vgg_precision bfloat16 (target >= 2.5)")
 

@@ -2,8 +2,8 @@
 same global batch; two MultiWorkerMirroredStrategy workers on localhost stay in sync.
 
 The children run in fresh processes: logical devices and collective ops must be set up
-before TensorFlow starts. `python tests/distribute_test.py mirrored RECORDS` is the
-equivalence child; it prints one JSON line.
+before TensorFlow starts. `python -m tests.distribute_test mirrored RECORDS` (from the
+repository root) is the equivalence child; it prints one JSON line.
 """
 
 import json
@@ -17,6 +17,7 @@ import pytest
 
 from dped_tf.testing.data import write_tiny_records
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PATCH, BATCH = 32, 4  # global batch: 2 x 4 pairs (generator + critic sub-steps)
 
 
@@ -30,8 +31,9 @@ def _env(**extra):
 
 
 def test_mirrored_step_equals_default_step(records):
-  result = subprocess.run([sys.executable, __file__, "mirrored", records], capture_output=True,
-                          text=True, env=_env(), timeout=400, check=False)
+  result = subprocess.run([sys.executable, "-m", "tests.distribute_test", "mirrored", records],
+                          capture_output=True, text=True, env=_env(), timeout=400,
+                          check=False, cwd=ROOT)
   assert result.returncode == 0, result.stderr[-3000:]
   diffs = json.loads(result.stdout.strip().splitlines()[-1])
   print(diffs)
@@ -94,7 +96,8 @@ def _mirrored_child(records):
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   cpu = tf.config.list_physical_devices("CPU")[0]
   tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-  from dped_tf import configs, train_lib  # pylint: disable=import-outside-toplevel
+  from dped_tf import configs  # pylint: disable=import-outside-toplevel
+  from dped_tf.training import loop  # pylint: disable=import-outside-toplevel
   from dped_tf.dataloaders import tfrecords  # pylint: disable=import-outside-toplevel
 
   cfg = configs.TrainConfig(batch_size=BATCH, patch_size=PATCH, vgg_weights="none", seed=3)
@@ -123,9 +126,9 @@ def _mirrored_child(records):
   def max_diff(a, b):
     return float(max((np.max(np.abs(x - y)) for x, y in zip(a, b) if x.size), default=0.0))
 
-  single, _ = train_lib.build_trainer(cfg)
+  single, _ = loop.build_trainer(cfg)
   with strategy.scope():
-    mirrored, _ = train_lib.build_trainer(cfg)
+    mirrored, _ = loop.build_trainer(cfg)
   start = weights(single)
   out = {"initial": max_diff(start, weights(mirrored))}
   # One iteration through fit() on each: the default strategy gets the global batch,
@@ -160,6 +163,5 @@ def _mirrored_child(records):
 
 
 if __name__ == "__main__":
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   if sys.argv[1] == "mirrored":
     _mirrored_child(sys.argv[2])

@@ -13,7 +13,8 @@ import pytest
 import tensorflow as tf
 
 from dped_tf.testing.data import write_tiny_records
-from dped_tf import config_flags, configs, train_lib
+from dped_tf import config_flags, configs
+from dped_tf.training import loop, run as run_lib
 from dped_tf.dataloaders import tfrecords
 from dped_tf.errors import DpedError
 from dped_tf.modeling.factory import make_generator
@@ -63,7 +64,7 @@ def test_flags_come_from_the_config_fields():
   with pytest.raises(flags.IllegalFlagValueError):
     parse("--phone", "sony", "--w_tv", "-1")
   assert configs.TrainConfig().adam_epsilon == 1e-8
-  trainer, _ = train_lib.build_trainer(tiny())
+  trainer, _ = loop.build_trainer(tiny())
   assert trainer.g_optimizer.epsilon == 1e-8 and trainer.d_optimizer.epsilon == 1e-8
 
 
@@ -82,7 +83,7 @@ def test_refused_combinations_are_named():
 
 @pytest.mark.parametrize("model,norm,init", ACCEPTED)
 def test_every_accepted_combination_trains_one_step(records, model, norm, init):
-  trainer, _ = train_lib.build_trainer(tiny(model=model, norm=norm, init=init))
+  trainer, _ = loop.build_trainer(tiny(model=model, norm=norm, init=init))
   before = [w.numpy() for w in trainer.generator.trainable_weights]
   batch = next(iter(tfrecords.make_dataset(records, "train", BATCH, PATCH, seed=0)))
   if init == "identity":  # starts near the identity map, batch norm included
@@ -98,8 +99,8 @@ def test_every_accepted_combination_trains_one_step(records, model, norm, init):
 def test_init_from_copies_the_generator_only(tmp_path):
   path = str(tmp_path / "g.keras")
   weights = saved_generator(path)
-  fresh, _ = train_lib.build_trainer(tiny())
-  warm, _ = train_lib.build_trainer(tiny(init_from=path))
+  fresh, _ = loop.build_trainer(tiny())
+  warm, _ = loop.build_trainer(tiny(init_from=path))
   for w, expected in zip(warm.generator.weights, weights):
     np.testing.assert_array_equal(w.numpy(), expected)
   assert not np.array_equal(fresh.generator.weights[0].numpy(), weights[0])
@@ -117,7 +118,7 @@ def test_init_from_another_architecture_is_refused(tmp_path, saved, run, needle)
   path = str(tmp_path / "other.keras")
   saved_generator(path, *saved)
   with pytest.raises(DpedError, match=needle) as e:
-    train_lib.build_trainer(tiny(init_from=path, **run))
+    loop.build_trainer(tiny(init_from=path, **run))
   assert str(e.value).startswith(path) and "\n" not in str(e.value)
 
 
@@ -135,7 +136,7 @@ def test_resumed_run_ignores_init_from_and_records_it(records, tmp_path):
     def on_train_end(self, logs=None):
       seen.append([w.numpy() for w in self.model.generator.weights])
 
-  train_lib.train(tiny(init_from=first, iterations=1, eval_every=1), records, run,
+  loop.train(tiny(init_from=first, iterations=1, eval_every=1), records, run,
                   callbacks=[FirstWeights()], progress=False)
   for w, expected in zip(seen[0], weights):
     np.testing.assert_array_equal(w, expected)
@@ -145,7 +146,7 @@ def test_resumed_run_ignores_init_from_and_records_it(records, tmp_path):
   with open(os.path.join(run, "summary.md")) as f:
     assert os.path.abspath(first) in f.read()
   # A file that would be refused is not even read: the run resumes from step 1.
-  train_lib.train(tiny(init_from=wrong, iterations=2, eval_every=1), records, run,
+  loop.train(tiny(init_from=wrong, iterations=2, eval_every=1), records, run,
                   callbacks=[FirstWeights()], progress=False)
   for w, saved in zip(seen[2], seen[1]):  # starts where the first run ended
     np.testing.assert_array_equal(w, saved)
@@ -156,18 +157,25 @@ def test_resumed_run_ignores_init_from_and_records_it(records, tmp_path):
 
 def test_user_callback_receives_each_steps_losses(records, tmp_path):
   cfg = tiny(iterations=2, eval_every=2, seed=4)
-  got = {}
+  got, epochs = {}, {}
 
   class Recorder(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
       got[int(self.model.step)] = {k: float(v) for k, v in logs.items()}
 
-  metrics = train_lib.train(cfg, records, str(tmp_path / "run"), callbacks=[Recorder()],
-                            progress=False)
-  assert sorted(got) == [1, 2]
-  assert {f"test_{k}" for k in metrics} <= set(got[2]) and "test_psnr" not in got[1]
+    def on_epoch_end(self, epoch, logs=None):
+      epochs[int(self.model.step)] = dict(logs)
+
+  metrics = loop.train(cfg, records, str(tmp_path / "run"), callbacks=[Recorder()],
+                       progress=False)
+  assert sorted(got) == [1, 2] and not any(k.startswith("test_") for k in got[2])
+  # One epoch of eval_every iterations: its logs hold the evaluation and the means of
+  # the iterations' losses (the trainer's trackers).
+  assert list(epochs) == [2] and {f"test_{k}" for k in metrics} <= set(epochs[2])
+  for name in ("g_loss", "color", "d_loss", "psnr"):
+    np.testing.assert_allclose(epochs[2][name], (got[1][name] + got[2][name]) / 2, rtol=1e-5)
   # The same two iterations by hand: same seed, same records in the same order.
-  trainer, _ = train_lib.build_trainer(cfg)
+  trainer, _ = loop.build_trainer(cfg)
   ds = tfrecords.make_dataset(records, "train", BATCH, PATCH, training=True,
                               shuffle_buffer=cfg.shuffle_buffer, seed=cfg.seed)
   step = tf.function(trainer.train_step)
@@ -179,10 +187,42 @@ def test_user_callback_receives_each_steps_losses(records, tmp_path):
   assert got[1]["g_loss"] != got[2]["g_loss"]
 
 
+def test_epochs_end_at_multiples_of_eval_every_and_at_the_last_iteration():
+  S = loop.Segment
+  assert loop.segments(0, 20000, 1000) == [S(0, 20, 1000)]
+  assert loop.segments(0, 3, 2) == [S(0, 1, 2), S(1, 2, 1)]
+  assert loop.segments(2, 8, 4) == [S(0, 1, 2), S(1, 2, 4)]     # resumed inside epoch 0
+  assert loop.segments(5, 8, 1000) == [S(0, 1, 3)]
+  assert loop.segments(5, 13, 4) == [S(1, 2, 3), S(2, 3, 4), S(3, 4, 1)]
+  assert loop.segments(8, 8, 4) == []
+  for start, last, every in [(0, 7, 3), (4, 11, 2), (5, 5 + 17, 6)]:
+    ends, step = [], start
+    for seg in loop.segments(start, last, every):
+      for epoch in range(seg.initial_epoch, seg.epochs):
+        step += seg.steps_per_epoch
+        assert epoch == (step - 1) // every
+        ends.append(step)
+    assert ends == sorted({min(s, last) for s in range(every, last + every, every)
+                           if s > start}), (start, last, every)
+
+
+def test_precision_names_and_deprecated_spellings(caplog):
+  assert tiny().precision == "float32"
+  assert parse("--phone", "sony", "--precision", "bfloat16").precision == "bfloat16"
+  for old, new in (("mixed_bfloat16", "bfloat16"), ("mixed_float16", "float16")):
+    caplog.clear()
+    assert parse("--phone", "sony", "--precision", old).precision == new
+    assert [r.getMessage() for r in caplog.records] == [
+        f"precision {old!r} is deprecated; use {new!r}"]
+  trainer, _ = loop.build_trainer(tiny(precision="float16"))
+  assert isinstance(trainer.g_optimizer, keras.optimizers.LossScaleOptimizer)
+  assert trainer.generator.dtype_policy.name == "mixed_float16"
+
+
 def test_second_run_on_a_folder_in_use_is_refused(records, tmp_path):
   run = tmp_path / "run"
   run.mkdir()
-  with train_lib.lock_model_dir(str(run)):
+  with run_lib.lock_model_dir(str(run)):
     with open(run / "train.lock") as f:
       assert f.read().strip() == str(os.getpid())
     result = subprocess.run(
@@ -194,5 +234,5 @@ def test_second_run_on_a_folder_in_use_is_refused(records, tmp_path):
   lines = result.stderr.strip().splitlines()
   assert len(lines) == 1 and str(run) in lines[0] and f"PID {os.getpid()}" in lines[0], lines
   assert not (run / "checkpoints").exists()  # refused before any work
-  with train_lib.lock_model_dir(str(run)):  # released with its holder
+  with run_lib.lock_model_dir(str(run)):  # released with its holder
     pass

@@ -14,7 +14,7 @@ import pytest
 
 from dped_tf import configs
 from dped_tf import evaluation
-from dped_tf import train_lib
+from dped_tf.training import loop
 from dped_tf.testing.data import write_tiny_records
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,7 +52,7 @@ def tiny_records(tmp_path_factory):
 def _train(records, model_dir, **kwargs):
   cfg = configs.TrainConfig(batch_size=2, patch_size=32, iterations=2, eval_every=2,
                             checkpoint_every=2, vgg_weights="none", **kwargs)
-  metrics = train_lib.train(cfg, records, model_dir)
+  metrics = loop.train(cfg, records, model_dir)
   assert all(math.isfinite(v) for v in metrics.values())
   return os.path.join(model_dir, "generator.keras")
 

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from dped_tf import configs
-from dped_tf import train_lib
+from dped_tf.training import loop
 from dped_tf.modeling.vgg import ContentNetwork, VGGSource
 from dped_tf.testing.authors_graph import checkpoint_arrays
 from dped_tf.testing.authors_training import AuthorsTraining, critic_arrays
@@ -24,7 +24,7 @@ def one_iteration(learning_rate):
                             precision="float32", learning_rate=learning_rate)
   vgg = ContentNetwork("rgb", seed=0)  # RGB input, as the released MatConvNet weights take it
   vgg.build((None, None, None, 3))
-  trainer, _ = train_lib.build_trainer(cfg, vgg=(vgg, VGGSource("none", "rgb", True)))
+  trainer, _ = loop.build_trainer(cfg, vgg=(vgg, VGGSource("none", "rgb", True)))
   trainer.generator.set_weights(random_weights_model("dped", "instance", seed=3).get_weights())
   rng = np.random.default_rng(1)
   for w in trainer.discriminator.weights:  # He-scaled: the critic's choices matter

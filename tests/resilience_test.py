@@ -17,7 +17,7 @@ from dped_tf.dataloaders import tfrecords
 
 PATCH = 32
 TRAIN = ["train", "--phone", "sony", "--batch_size", "2", "--patch_size", str(PATCH),
-         "--iterations", "8", "--checkpoint_every", "1", "--eval_every", "1000",
+         "--iterations", "8", "--checkpoint_every", "1", "--eval_every", "4",
          "--eval_batches", "1", "--vgg_weights", "none", "--seed", "5", "--deterministic"]
 
 
@@ -102,18 +102,22 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(records, tmp_path, uni
 
 
 def test_sigterm_mid_interval_saves_the_step_reached(records, tmp_path, uninterrupted):
-  """Checkpoints every 1000 steps: SIGTERM after step 2 still leaves one at the step the
-  run reached (exit 143), and the restart ends like the uninterrupted run."""
+  """Checkpoints every 1000 steps: SIGTERM inside the second epoch (steps 5-8) still
+  leaves one at the step the run reached (exit 143), and the restart, which first
+  finishes that epoch, ends like the uninterrupted run."""
   run = str(tmp_path / "stopped")
   with open(tmp_path / "stderr.txt", "w") as err_file:
-    proc = _run(records, run, "--checkpoint_every", "1000", "--log_every", "1",
-                stderr=err_file)
+    proc = _run(records, run, "--checkpoint_every", "1000", stderr=err_file)
     try:
+      lines = []
       for line in proc.stdout:  # plain progress lines: stdout is not a terminal
-        assert "\x1b" not in line, line
-        if line.startswith("step 2/8"):
+        assert "\x1b" not in line and "\r" not in line, line
+        lines.append(line)
+        if line.startswith("Epoch 2/2"):
           os.kill(proc.pid, signal.SIGTERM)
           break
+      # Keras' line for the first epoch: its mean losses and the evaluation at step 4.
+      assert re.match(r"4/4 - .* - g_loss: .* - test_psnr: ", lines[-2]), lines
       out, _ = proc.communicate(timeout=120)
     finally:
       if proc.poll() is None:
@@ -122,7 +126,7 @@ def test_sigterm_mid_interval_saves_the_step_reached(records, tmp_path, uninterr
   stderr = (tmp_path / "stderr.txt").read_text()
   assert proc.returncode == 128 + signal.SIGTERM, stderr[-3000:]
   stopped_at = _assert_loadable(os.path.join(run, "checkpoints"))
-  assert 2 <= stopped_at < 8
+  assert 4 <= stopped_at < 8
   assert f"stopped by SIGTERM at step {stopped_at}; checkpoint saved" in stderr
   assert "Done at step" not in out
 

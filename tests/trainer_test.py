@@ -9,7 +9,8 @@ import tensorflow as tf
 
 from dped_tf.testing.data import write_tiny_records
 from dped_tf.testing.numpy_metrics import np_psnr, np_released_ms_ssim, np_ssim
-from dped_tf import configs, losses, train_lib
+from dped_tf import configs, losses
+from dped_tf.training import loop
 from dped_tf.dataloaders import tfrecords
 
 PATCH, BATCH = 32, 2
@@ -23,7 +24,7 @@ def records(tmp_path_factory):
 def make_trainer(**overrides):
   cfg = configs.TrainConfig(**{"batch_size": BATCH, "patch_size": PATCH,
                                "vgg_weights": "none", **overrides})
-  trainer, _ = train_lib.build_trainer(cfg)
+  trainer, _ = loop.build_trainer(cfg)
   return trainer
 
 
@@ -142,15 +143,15 @@ def test_test_step_scores_both_protocols(records):
   assert 0.0 <= float(logs["d_accuracy"]) <= 1.0
 
 
-@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+@pytest.mark.parametrize("policy", ["bfloat16", "float16"])
 def test_mixed_precision_step(records, policy):
   trainer = make_trainer(precision=policy)
-  if policy == "mixed_float16":
+  if policy == "float16":
     assert isinstance(trainer.g_optimizer, keras.optimizers.LossScaleOptimizer)
   g0 = snapshot(trainer.generator.trainable_weights)
   step = tf.function(trainer.train_step)
   logs = step(one_batch(records))
-  if policy == "mixed_float16":
+  if policy == "float16":
     # The summed reference losses overflow float16 gradients at Keras' initial scale
     # 2^15: such steps are skipped and the scale halves until a step goes through.
     inner = trainer.g_optimizer.inner_optimizer
@@ -172,3 +173,41 @@ def test_keras_fit_runs_the_custom_train_step(records):
   history = trainer.fit(ds, steps_per_epoch=2, epochs=1, verbose=0)
   assert int(trainer.step) == 2
   assert np.isfinite(history.history["g_loss"][-1])
+
+
+def test_fit_reports_the_epochs_mean_losses(records):
+  trainer = make_trainer()
+  steps = []
+
+  class Steps(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+      steps.append(float(logs["g_loss"]))
+
+  ds = tfrecords.make_dataset(records, "train", BATCH, PATCH, training=True)
+  history = trainer.fit(ds, steps_per_epoch=3, epochs=2, verbose=0, callbacks=[Steps()])
+  np.testing.assert_allclose(history.history["g_loss"],
+                             [np.mean(steps[:3]), np.mean(steps[3:])], rtol=1e-5)
+
+
+def test_fit_under_a_strategy_skips_keras_symbolic_build(records):
+  """`DPEDTrainer._maybe_symbolic_build` overrides a private Keras method: fit() must
+  still call it (else the override is dead and, under a strategy, Keras pulls a batch
+  to build a model that `build_trainer` has built)."""
+  strategy = tf.distribute.MirroredStrategy(["CPU:0"])
+  with strategy.scope():
+    trainer = make_trainer()
+  calls = []
+  keras_build = trainer._symbolic_build  # pylint: disable=protected-access
+
+  def spy_build(*args, **kwargs):
+    calls.append("symbolic_build")
+    return keras_build(*args, **kwargs)
+
+  def spy_maybe(*args, **kwargs):
+    calls.append("maybe_symbolic_build")
+    return type(trainer)._maybe_symbolic_build(trainer, *args, **kwargs)
+
+  trainer._symbolic_build, trainer._maybe_symbolic_build = spy_build, spy_maybe
+  ds = tfrecords.make_dataset(records, "train", BATCH, PATCH, training=True)
+  trainer.fit(ds, steps_per_epoch=1, epochs=1, verbose=0)
+  assert calls == ["maybe_symbolic_build"] and int(trainer.step.numpy()) == 1

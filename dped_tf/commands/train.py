@@ -1,6 +1,5 @@
 """`dped-tf train`: the reference DPED training procedure (docs/method.md §4)."""
 
-import contextlib
 import os
 import sys
 
@@ -9,6 +8,13 @@ from absl import flags
 from dped_tf import config_flags, configs
 from dped_tf.commands import prepare
 from dped_tf.errors import DpedError
+from dped_tf.lazy import lazy_import
+
+tf = lazy_import("tensorflow")
+tfrecords = lazy_import("dped_tf.dataloaders.tfrecords")
+callbacks = lazy_import("dped_tf.training.callbacks")
+loop = lazy_import("dped_tf.training.loop")
+run_lib = lazy_import("dped_tf.training.run")
 
 
 def define_flags(fv):
@@ -45,42 +51,23 @@ def main(fv, argv):
     cfg = config_flags.train_config_from_flags(fv, phone=fv.phone)
   except ValueError as e:
     raise DpedError(str(e)) from None
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from dped_tf import train_lib  # pylint: disable=import-outside-toplevel
   if fv.deterministic:
     tf.config.experimental.enable_op_determinism()
-  strategy = train_lib.make_strategy(fv.strategy)
-  model_dir = fv.model_dir or os.path.join("runs", fv.phone)
-  with contextlib.ExitStack() as stack:
-    if train_lib.is_chief(strategy):  # a folder in use is refused before any work
-      stack.enter_context(train_lib.lock_model_dir(model_dir))
-    return _train(cfg, fv, strategy, tfrecord_dir, has_records, model_dir)
-
-
-def _train(cfg, fv, strategy, tfrecord_dir, has_records, model_dir):
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from dped_tf import callbacks, train_lib  # pylint: disable=import-outside-toplevel
-  from dped_tf.dataloaders import tfrecords  # pylint: disable=import-outside-toplevel
-  from dped_tf.modeling import vgg  # pylint: disable=import-outside-toplevel
-  if cfg.init_from and not tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")):
-    # A file of another architecture or norm is refused before any work.
-    from dped_tf.modeling import factory, warm_start  # pylint: disable=import-outside-toplevel
-    generator = factory.make_generator(cfg.model, cfg.norm)
-    generator.build((None, None, None, 3))
-    warm_start.init_from_file(generator, cfg.init_from)
-  # Unusable VGG weights fail before any time goes into data conversion.
-  with strategy.scope():
-    content = vgg.load_content_network(cfg.vgg_weights, seed=cfg.seed,
-                                       compute_dtype=cfg.vgg_precision)
-  if not has_records:
-    print(f"Converting {fv.dped_dir} ({fv.phone}) to TFRecords in {tfrecord_dir}")
-    tfrecords.convert_dped_folder(fv.dped_dir, fv.phone, tfrecord_dir, cfg.patch_size)
-  try:
-    train_lib.train(cfg, tfrecord_dir, model_dir, jit_compile=fv.xla, vgg=content,
-                    strategy=strategy)
-  except callbacks.Preempted as e:
-    print(f"dped-tf train: {e}", file=sys.stderr)
-    return 128 + e.signum
-  except tf.errors.DataLossError as e:
-    raise DpedError(f"{tfrecord_dir}: corrupt TFRecords ({e.message.splitlines()[0]}); "
-                    "convert again with `dped-tf prepare --overwrite`") from None
+  strategy = run_lib.make_strategy(fv.strategy)
+  with run_lib.open_run(fv.model_dir or os.path.join("runs", fv.phone), strategy) as run:
+    # A folder in use, a --init_from file of another architecture or norm and unusable
+    # VGG weights are refused before any time goes into data conversion.
+    with strategy.scope():
+      trainer, vgg_source = loop.build_trainer(cfg, warm_start_from_file=not run.resuming)
+    if not has_records:
+      print(f"Converting {fv.dped_dir} ({fv.phone}) to TFRecords in {tfrecord_dir}")
+      tfrecords.convert_dped_folder(fv.dped_dir, fv.phone, tfrecord_dir, cfg.patch_size)
+    try:
+      loop.run_training(run, trainer, vgg_source, cfg, tfrecord_dir, jit_compile=fv.xla)
+    except callbacks.Preempted as e:
+      print(f"dped-tf train: {e}", file=sys.stderr)
+      return 128 + e.signum
+    except tf.errors.DataLossError as e:
+      raise DpedError(f"{tfrecord_dir}: corrupt TFRecords ({e.message.splitlines()[0]}); "
+                      "convert again with `dped-tf prepare --overwrite`") from None
+  return 0

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from dped_tf import precision
 from dped_tf.errors import DpedError
 
 IMAGENET_RGB_MEAN = (123.68, 116.779, 103.939)
@@ -64,8 +65,7 @@ class ContentNetwork(keras.Model):
     kwargs.setdefault("name", "vgg19_relu5_4")
     if compute_dtype not in ("float32", "bfloat16"):
       raise ValueError(f"VGG compute dtype must be float32 or bfloat16, got {compute_dtype!r}")
-    policy = "float32" if compute_dtype == "float32" else "mixed_bfloat16"
-    super().__init__(dtype=policy, **kwargs)
+    super().__init__(dtype=precision.POLICY_OF[compute_dtype], **kwargs)
     self.channel_order = channel_order
     self.compute_dtype_name = compute_dtype
     init = keras.initializers.GlorotUniform(seed=seed)

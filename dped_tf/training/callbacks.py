@@ -1,18 +1,20 @@
-"""Keras callbacks for `DPEDTrainer.fit()`: everything a run does every N iterations
-(docs/method.md §4).
+"""Keras callbacks for `DPEDTrainer.fit()`: what a run does that Keras' own callbacks
+do not (docs/method.md §4).
 
-`dped-tf train` (`train_lib.train`) uses all of them; a Python user can pass the same
-ones, or their own, to `trainer.fit`. Each reads the iteration from `trainer.step` (the
-checkpointed counter, so a resumed run keeps its schedule). Evaluation adds `test_*`
-entries to the batch logs; the callbacks after it in the list (TensorBoard, models,
-`metrics.jsonl`) act on the iterations where those entries are present.
+`training.loop` runs `fit()` in epochs that end at the multiples of `eval_every` and at
+the last iteration: `Evaluation` adds `test_*` entries to each epoch's logs and the
+callbacks after it (TensorBoard, images, models, `metrics.jsonl`) act on them; Keras'
+own progress output (`verbose`) prints them. Checkpoints (`every` iterations, in the
+`tf.train.Checkpoint` layout that resumes earlier folders) and TensorBoard's training
+scalars (at the run's iteration, not fit()'s batch count: Keras' `ModelCheckpoint` and
+`TensorBoard` restart counting at each `fit()`) go by `trainer.step`, the checkpointed
+counter, so a resumed run keeps its schedule.
 """
 
 import dataclasses
 import json
 import os
 import signal
-import sys
 import threading
 import time
 
@@ -29,7 +31,7 @@ def current_step(trainer):
 
 
 def test_metrics(logs):
-  """The evaluation results in a batch's logs ({} where this batch had no evaluation)."""
+  """The evaluation results in an epoch's logs ({} where there was no evaluation)."""
   return {k[len(TEST_PREFIX):]: v for k, v in (logs or {}).items()
           if k.startswith(TEST_PREFIX)}
 
@@ -87,7 +89,7 @@ class Preempted(Exception):
 class PreemptionCheckpoint(keras.callbacks.Callback):
   """SIGTERM (how schedulers and cloud machines preempt) or SIGINT: the run saves a
   checkpoint at the iteration it has reached and stops; `stopped` then holds
-  (signal number, step) and `train_lib.train` raises `Preempted`. A second signal
+  (signal number, step) and `training.loop` raises `Preempted`. A second signal
   gets the default action (a stuck run can still be interrupted).
 
   On a cluster (`--strategy multi_worker`) the workers must agree on the step at which
@@ -125,7 +127,7 @@ class PreemptionCheckpoint(keras.callbacks.Callback):
       for signum in (signal.SIGTERM, signal.SIGINT):
         self._previous[signum] = signal.signal(signum, self._on_signal)
     resolver = getattr(self.strategy, "cluster_resolver", None)
-    if resolver is not None and resolver.cluster_spec().jobs:
+    if self._handler is None and resolver is not None and resolver.cluster_spec().jobs:
       self._handler = tf.distribute.experimental.PreemptionCheckpointHandler(
           resolver, self.manager, termination_config=tf.distribute.experimental.TerminationConfig(
               termination_watcher_fn=self._signal.is_set, exit_fn=self._stop, grace_period=0))
@@ -148,34 +150,34 @@ class PreemptionCheckpoint(keras.callbacks.Callback):
 
 
 class Evaluation(keras.callbacks.Callback):
-  """Every `every` iterations and at `last_step`: the Table-2 metrics on `dataset`
-  (`max_batches` of it, 0: all), added to the logs as `test_<name>`, with
-  `test_seconds_per_iteration` (wall time per iteration since training began). The
-  running means of the training losses restart after each evaluation."""
+  """At the end of each epoch: the Table-2 metrics on `dataset` (`max_batches` of it,
+  0: all), added to the epoch's logs as `test_<name>`, with
+  `test_seconds_per_iteration` (wall time per iteration since training began). Not
+  after an epoch cut short by `stop_training` (a signal, a caller's callback)."""
 
-  def __init__(self, dataset, every, last_step, max_batches=0, jit_compile=False):
+  def __init__(self, dataset, max_batches=0, jit_compile=False):
     super().__init__()
-    self.dataset, self.every, self.last_step = dataset, every, last_step
-    self.max_batches, self.jit_compile = max_batches, jit_compile
+    self.dataset, self.max_batches, self.jit_compile = dataset, max_batches, jit_compile
+    self._t0 = None
 
   def on_train_begin(self, logs=None):
-    self._test_fn = tf.function(self.model.test_step, jit_compile=self.jit_compile)
-    self._start, self._t0 = current_step(self.model), time.perf_counter()
+    if self._t0 is None:  # the first of the run's fit() calls
+      self._test_fn = tf.function(self.model.test_step, jit_compile=self.jit_compile)
+      self._start, self._t0 = current_step(self.model), time.perf_counter()
 
-  def on_train_batch_end(self, batch, logs=None):
-    step = current_step(self.model)
-    if not due(step, self.every, self.last_step) or logs is None:
+  def on_epoch_end(self, epoch, logs=None):
+    if self.model.stop_training or logs is None:
       return
+    step = current_step(self.model)
     metrics = evaluate(self.model, self.dataset, self._test_fn, self.max_batches)
     metrics["seconds_per_iteration"] = (time.perf_counter() - self._t0) / (step - self._start)
-    for tracker in self.model.trackers.values():
-      tracker.reset_state()
     logs.update({TEST_PREFIX + k: v for k, v in metrics.items()})
 
 
 class TensorBoard(keras.callbacks.Callback):
-  """TensorBoard under `log_dir`: `train/<loss>` every `every` iterations, `test/<metric>`
-  and the warnings at each evaluation. `writer` is shared with `BeforeAfterGrid`."""
+  """TensorBoard under `log_dir`: `train/<loss>` (the iteration's values) every `every`
+  iterations and at `last_step`; `test/<metric>` and the warnings at each evaluation.
+  `writer` is shared with `BeforeAfterGrid`."""
 
   def __init__(self, log_dir, every, last_step, warnings=()):
     super().__init__()
@@ -183,19 +185,22 @@ class TensorBoard(keras.callbacks.Callback):
     self.every, self.last_step, self.warnings = every, last_step, list(warnings)
 
   def on_train_batch_end(self, batch, logs=None):
-    step, tests = current_step(self.model), test_metrics(logs)
-    with self.writer.as_default(step=step):
-      if due(step, self.every, self.last_step):
+    step = current_step(self.model)
+    if due(step, self.every, self.last_step):
+      with self.writer.as_default(step=step):
         for name, value in logs.items():
-          if not name.startswith(TEST_PREFIX):
-            tf.summary.scalar(f"train/{name}", value)
+          tf.summary.scalar(f"train/{name}", value)
+
+  def on_epoch_end(self, epoch, logs=None):
+    tests = test_metrics(logs)
+    if not tests:
+      return
+    with self.writer.as_default(step=current_step(self.model)):
       for name, value in tests.items():
         tf.summary.scalar(f"test/{name}", value)
-      if tests:
-        for w in self.warnings:
-          tf.summary.text("warnings", w)
-    if tests:
-      self.writer.flush()
+      for w in self.warnings:
+        tf.summary.text("warnings", w)
+    self.writer.flush()
 
   def on_train_end(self, logs=None):
     self.writer.flush()
@@ -209,7 +214,7 @@ class BeforeAfterGrid(keras.callbacks.Callback):
     super().__init__()
     self.phone, self.dslr, self.images_dir, self.writer = phone, dslr, images_dir, writer
 
-  def on_train_batch_end(self, batch, logs=None):
+  def on_epoch_end(self, epoch, logs=None):
     if not test_metrics(logs):
       return
     step = current_step(self.model)
@@ -230,7 +235,7 @@ class GeneratorExport(keras.callbacks.Callback):
     super().__init__()
     self.model_dir = model_dir
 
-  def on_train_batch_end(self, batch, logs=None):
+  def on_epoch_end(self, epoch, logs=None):
     if not test_metrics(logs):
       return
     step, generator = current_step(self.model), self.model.generator
@@ -250,7 +255,7 @@ class MetricsLog(keras.callbacks.Callback):
     self.warnings, self.notes = list(warnings), list(notes)
     self.last = {}
 
-  def on_train_batch_end(self, batch, logs=None):
+  def on_epoch_end(self, epoch, logs=None):
     metrics = test_metrics(logs)
     if not metrics:
       return
@@ -273,54 +278,3 @@ class MetricsLog(keras.callbacks.Callback):
     lines += ["", "```json", json.dumps(dataclasses.asdict(cfg), indent=1), "```", ""]
     fileio.atomic_write_bytes(os.path.join(self.model_dir, "summary.md"),
                               "\n".join(lines).encode())
-
-
-class ProgressLines(keras.callbacks.Callback):
-  """Progress for logs and CI (Keras' bar is for terminals): one plain line every
-  `every` iterations and one per evaluation, no escape codes, flushed."""
-
-  def __init__(self, every, last_step, stream=None):
-    super().__init__()
-    self.every, self.last_step, self.stream = every, last_step, stream
-
-  def on_train_begin(self, logs=None):
-    self._t0, self._start = time.perf_counter(), current_step(self.model)
-
-  def _print(self, line):
-    print(line, file=self.stream or sys.stdout, flush=True)
-
-  def on_train_batch_end(self, batch, logs=None):
-    step = current_step(self.model)
-    if due(step, self.every, self.last_step):
-      rate = (time.perf_counter() - self._t0) / max(1, step - self._start)
-      losses = " ".join(f"{k}={float(v):.4g}" for k, v in logs.items()
-                        if not k.startswith(TEST_PREFIX))
-      self._print(f"step {step}/{self.last_step} {losses} ({rate:.3g} s/iteration)")
-    tests = test_metrics(logs)
-    if tests:
-      self._print(f"step {step} " + " ".join(f"{TEST_PREFIX}{k}={v:.4g}"
-                                              for k, v in tests.items()))
-
-
-class StepProgbar(keras.callbacks.Callback):
-  """Keras' progress bar over the run's iterations (from the resumed step), for a
-  terminal; evaluation results on a line of their own."""
-
-  def __init__(self, last_step):
-    super().__init__()
-    self.last_step = last_step
-
-  def on_train_begin(self, logs=None):
-    self._bar = keras.utils.Progbar(self.last_step, unit_name="iteration")
-    self._bar.update(current_step(self.model))
-
-  def on_train_batch_end(self, batch, logs=None):
-    tests = test_metrics(logs)
-    self._bar.update(current_step(self.model),
-                     values=[(k, float(v)) for k, v in logs.items()
-                             if not k.startswith(TEST_PREFIX)], finalize=False)
-    if tests:
-      print("\n" + " ".join(f"{TEST_PREFIX}{k}={v:.4g}" for k, v in tests.items()))
-
-  def on_train_end(self, logs=None):
-    self._bar.update(current_step(self.model), finalize=True)

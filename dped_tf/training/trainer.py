@@ -21,9 +21,13 @@ def _replicas():
 
 
 def _across_workers():
+  """True under a MultiWorkerMirroredStrategy of two or more workers (the chief counts as
+  one): Keras' `fit` then reduces the step's logs across workers (see `train_step`)."""
   strategy = tf.distribute.get_strategy()
-  return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-          and strategy.extended._in_multi_worker_mode())  # pylint: disable=protected-access
+  if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    return False
+  jobs = strategy.cluster_resolver.cluster_spec().as_dict()
+  return len(jobs.get("chief", [])) + len(jobs.get("worker", [])) > 1
 
 
 def replica_share(terms, sums=()):
@@ -49,8 +53,9 @@ class DPEDTrainer(keras.Model):
   freshly enhanced phone patch. Evaluation batches (`test_step`) hold B pairs; the
   released code's test protocol scores batches of `test_batch_size` (`metrics.TestMetrics`).
 
-  `train_step` returns the iteration's own losses; `trackers` hold their running means
-  (reset by `fit` at each epoch and by `callbacks.Evaluation`).
+  `train_step` returns the iteration's own losses (what `fit`'s callbacks see per batch);
+  `trackers` hold their means over the epoch: `metrics` lists only them, so their names
+  match the step's logs and `fit` reports their means as the epoch's logs.
 
   Under `strategy.run` each replica gets its own 2b pairs (b = B / replicas); losses
   are scaled by `replica_share` so the summed gradients are those of the global batch,
@@ -78,17 +83,26 @@ class DPEDTrainer(keras.Model):
     self.g_optimizer = g_optimizer
     self.d_optimizer = d_optimizer
 
+  # The one override of a private Keras method (Keras 3.15 TensorFlowTrainer.fit calls
+  # it before training; tests/trainer_test.py fails if it no longer does).
+  # `training.loop.build_trainer` builds every network and optimizer. Under a strategy,
+  # Keras' symbolic build would pull a batch only to find that, and under
+  # MultiWorkerMirroredStrategy fails to reduce the (phone, dslr) pair of PerReplica
+  # values it pulled.
   def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-    # `train_lib.build_trainer` builds every network and optimizer. Under a strategy,
-    # Keras' symbolic build would pull a batch only to find that, and under
-    # MultiWorkerMirroredStrategy fails to reduce the (phone, dslr) pair of PerReplica
-    # values it pulled.
     if not self.built:
       super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
   @property
   def metrics(self):
-    return list(self.trackers.values()) + list(self.eval_trackers.values())
+    """The training trackers: `fit` resets them at each epoch and reports their means."""
+    return list(self.trackers.values())
+
+  def reset_metrics(self):
+    """Resets the training and the evaluation trackers (`fit`, `evaluate`)."""
+    super().reset_metrics()
+    for tracker in self.eval_trackers.values():
+      tracker.reset_state()
 
   def call(self, phone, training=False):
     return self.generator(phone, training=training)
