@@ -3,6 +3,8 @@
 import dataclasses
 import re
 
+from absl import flags
+
 from dped_tf import precision as precisions
 
 # The DPED dataset's own phones (docs/method.md §5). Any camera name of letters, digits,
@@ -21,7 +23,6 @@ def check_phone(name):
 
 def define_phone_flag(fv, help_text, default=None):
   """`--phone`: a DPED phone or any camera name `check_phone` accepts."""
-  from absl import flags  # pylint: disable=import-outside-toplevel
   flags.DEFINE_string("phone", default, f"{help_text} One of the DPED phones "
                       f"({', '.join(DPED_PHONES)}) or any name of letters, digits, - and _.",
                       flag_values=fv)

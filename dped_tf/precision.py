@@ -4,10 +4,17 @@ Every command and flag takes a compute dtype name or `auto` (`CHOICES`): `train
 --precision`, `--vgg_precision`, `enhance`/`evaluate`/`serve --precision`. The Keras
 policy (`mixed_bfloat16`, ...) is derived here (`POLICY_OF`): training sets it globally
 (`set_policy`), inference runs the model cloned under it (`with_precision`). Light to
-import: the CLI's flag definitions read these names.
+import (TensorFlow and Keras through `dped_tf.lazy`): the CLI's flag definitions read
+these names.
 """
 
 from absl import logging
+
+from dped_tf.errors import DpedError
+from dped_tf.lazy import lazy_import
+
+keras = lazy_import("keras")
+tf = lazy_import("tensorflow")
 
 # compute dtype -> Keras policy (convolutions in the dtype; variables and the model's
 # output stay float32)
@@ -49,13 +56,11 @@ def cpu_has_bf16():
 def resolve(name):
   """A `CHOICES` (or `DEPRECATED`) name -> a compute dtype name; `auto`: float16 on a
   GPU, bfloat16 on a CPU with AMX/AVX512-BF16, else float32."""
-  from dped_tf.errors import DpedError  # pylint: disable=import-outside-toplevel
   name = canonical(name)
   if name not in CHOICES:
     raise DpedError(f"precision must be one of {', '.join(CHOICES)}, got {name!r}")
   if name != "auto":
     return name
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
   if tf.config.list_physical_devices("GPU"):
     return "float16"
   return "bfloat16" if cpu_has_bf16() else "float32"
@@ -64,7 +69,6 @@ def resolve(name):
 def with_precision(model, name):
   """`model` itself under `name`'s policy, else a copy built under it with the same
   weights (Keras layers take the global policy when they are made)."""
-  import keras  # pylint: disable=import-outside-toplevel
   policy = POLICY_OF[resolve(name)]
   if model.dtype_policy.name == policy:
     return model
@@ -82,9 +86,6 @@ def with_precision(model, name):
 def set_policy(name):
   """Sets Keras' global dtype policy for the compute dtype `name` (not `auto`); warns
   where the hardware will not gain from it."""
-  # pylint: disable=import-outside-toplevel
-  import keras
-  import tensorflow as tf
   keras.mixed_precision.set_global_policy(POLICY_OF[name])
   on_gpu = bool(tf.config.list_physical_devices("GPU"))
   if name == "bfloat16" and not on_gpu and not cpu_has_bf16():
@@ -96,6 +97,5 @@ def set_policy(name):
 def wrap_optimizer(optimizer, name):
   """Dynamic loss scaling for float16 (bfloat16 has float32's range and needs none)."""
   if name == "float16":
-    import keras  # pylint: disable=import-outside-toplevel
-    return keras.optimizers.LossScaleOptimizer(optimizer)
+      return keras.optimizers.LossScaleOptimizer(optimizer)
   return optimizer

@@ -13,6 +13,7 @@ import os
 from absl import logging
 import keras
 import numpy as np
+import scipy.io
 import tensorflow as tf
 
 from dped_tf import precision
@@ -121,7 +122,6 @@ def _keras_vgg19_weights(weights):
 
 def matconvnet_weights(path):
   """The 16 conv (kernel HWIO, bias) pairs of `imagenet-vgg-verydeep-19.mat`."""
-  import scipy.io  # pylint: disable=import-outside-toplevel
   try:
     layers = scipy.io.loadmat(path)["layers"][0]
   except Exception as e:  # scipy raises many kinds for a bad file

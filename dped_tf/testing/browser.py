@@ -7,6 +7,10 @@ import sys
 import time
 import urllib.request
 
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+
 def free_port():
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
@@ -45,8 +49,6 @@ def stop(process):
 def chromium(width=1100, height=700, profile=None):
   """Headless Debian Chromium through Selenium and the system chromedriver; `profile`:
   a user-data folder that keeps cookies between runs."""
-  from selenium import webdriver  # pylint: disable=import-outside-toplevel
-  from selenium.webdriver.chrome.service import Service  # pylint: disable=import-outside-toplevel
   options = webdriver.ChromeOptions()
   options.binary_location = "/usr/bin/chromium"
   for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",

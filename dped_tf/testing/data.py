@@ -4,12 +4,14 @@ import os
 
 import cv2
 import numpy as np
+from skimage import data as skdata
+
+from dped_tf.dataloaders import tfrecords
 
 
 def write_dped_folder(root, phone="sony", train=8, test=4, patch=32, seed=0):
   """DPED layout with `train`/`test` aligned pairs of `patch`-px JPEGs cut from
   scikit-image's astronaut photo; the phone side darker and noisier. Returns `root`."""
-  from skimage import data as skdata  # pylint: disable=import-outside-toplevel
   rng = np.random.default_rng(seed)
   photo = skdata.astronaut()[..., ::-1]  # BGR for OpenCV
   for split, count in (("train", train), ("test", test)):
@@ -30,7 +32,6 @@ def write_dped_folder(root, phone="sony", train=8, test=4, patch=32, seed=0):
 def write_tiny_records(root, train, test, patch=32, pairs_per_shard=2000):
   """A tiny DPED folder (`write_dped_folder`) under `root` converted to TFRecords;
   returns their folder."""
-  from dped_tf.dataloaders import tfrecords  # pylint: disable=import-outside-toplevel
   write_dped_folder(root, train=train, test=test, patch=patch)
   out = os.path.join(root, "sony", "tfrecords")
   tfrecords.convert_dped_folder(root, "sony", out, patch, pairs_per_shard=pairs_per_shard)

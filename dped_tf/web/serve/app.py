@@ -11,7 +11,10 @@ import re
 
 from dped_tf import image_io
 from dped_tf.errors import DpedError
-from dped_tf.web import pages
+from dped_tf.web import pages  # first: a one-line error without the web extra
+from starlette.applications import Starlette
+from starlette.responses import FileResponse, JSONResponse
+from starlette.routing import Route
 
 
 def safe_name(name, extensions):
@@ -27,11 +30,7 @@ def safe_name(name, extensions):
 def create_app(enhancing, max_upload_bytes):
   """Starlette app over `enhancing` (a `jobs.Enhancing`): / (the page), PUT
   /upload?name=N (raw body), /jobs/{id}[/file]."""
-  templates = pages.templates()  # first: a one-line error without the web extra
-  # pylint: disable=import-outside-toplevel
-  from starlette.applications import Starlette
-  from starlette.responses import FileResponse, JSONResponse
-  from starlette.routing import Route
+  templates = pages.templates()
 
   def index(request):
     return templates.TemplateResponse(request, "serve.html", {

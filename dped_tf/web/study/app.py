@@ -4,7 +4,10 @@ and come back (rater id in a cookie); votes are checked against the rater's plan
 import secrets
 import urllib.parse
 
-from dped_tf.web import pages
+from dped_tf.web import pages  # first: a one-line error without the web extra
+from starlette.applications import Starlette
+from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse
+from starlette.routing import Route
 from dped_tf.web.study import analysis
 from dped_tf.web.study import design
 
@@ -15,11 +18,7 @@ MAX_FORM_BYTES = 1024
 def create_app(the_study, store):
   """Starlette app for `the_study` (a `design.Study`) storing votes in `store` (a
   `store.VoteStore`)."""
-  templates = pages.templates()  # first: a one-line error without the web extra
-  # pylint: disable=import-outside-toplevel
-  from starlette.applications import Starlette
-  from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse
-  from starlette.routing import Route
+  templates = pages.templates()
 
   total = len(the_study.questions())
 
