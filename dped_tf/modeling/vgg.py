@@ -66,7 +66,8 @@ class ContentNetwork(keras.Model):
     kwargs.setdefault("name", "vgg19_relu5_4")
     if compute_dtype not in ("float32", "bfloat16"):
       raise ValueError(f"VGG compute dtype must be float32 or bfloat16, got {compute_dtype!r}")
-    super().__init__(dtype=precision.POLICY_OF[compute_dtype], **kwargs)
+    policy = precision.POLICY_OF[compute_dtype]
+    super().__init__(dtype=policy, **kwargs)
     self.channel_order = channel_order
     self.compute_dtype_name = compute_dtype
     init = keras.initializers.GlorotUniform(seed=seed)
