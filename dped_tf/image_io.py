@@ -78,6 +78,12 @@ def read_photo(path, size_check=None):
   return Photo(pixels, alpha, exif.tobytes() if carry_exif and len(exif) else None, icc)
 
 
+def read_rgb8(path):
+  """The upright uint8 RGB pixels of `path` (16-bit images rescaled; alpha and metadata
+  dropped): what alignment, the sample dataset and the experiments compare."""
+  return to_depth(read_photo(path).pixels, np.uint8)
+
+
 def _check_readable(path):
   try:
     size = os.path.getsize(path)

@@ -34,7 +34,6 @@ from dped_tf import evaluation  # noqa: E402
 from dped_tf import fileio  # noqa: E402
 from dped_tf import image_io  # noqa: E402
 from dped_tf import precision  # noqa: E402
-from dped_tf.dataloaders import align  # noqa: E402
 from dped_tf.dataloaders import dped_folder  # noqa: E402
 from dped_tf.dataloaders import sample  # noqa: E402
 from dped_tf.errors import DpedError  # noqa: E402
@@ -67,9 +66,9 @@ def full_size_metrics(enhanced_dir, sample_dir, phone):
   out = []
   for name in sample.PHOTOS["test"]:
     stem = os.path.splitext(name)[0]
-    before = align.read_image(os.path.join(dped_folder.full_size_dir(sample_dir, phone),
-                                           stem + ".jpg"))
-    after = align.read_image(os.path.join(enhanced_dir, stem + ".png"))
+    before = image_io.read_rgb8(os.path.join(dped_folder.full_size_dir(sample_dir, phone),
+                                             stem + ".jpg"))
+    after = image_io.read_rgb8(os.path.join(enhanced_dir, stem + ".png"))
     dslr = sample.load_photo(name)
     out.append((stem, before, after, dslr))
   return out

@@ -14,7 +14,8 @@ import os
 
 import cv2
 
-from dped_tf.dataloaders import align, dped_folder, sample
+from dped_tf import image_io
+from dped_tf.dataloaders import dped_folder, sample
 
 
 def crops(height, width):
@@ -36,9 +37,9 @@ def main():
   for name in sample.PHOTOS["test"]:
     stem = os.path.splitext(name)[0]
     pictures = {
-        "phone": align.read_image(os.path.join(
+        "phone": image_io.read_rgb8(os.path.join(
             dped_folder.full_size_dir(args.data, args.phone), stem + ".jpg")),
-        "dped": align.read_image(os.path.join(args.demo, "enhanced", stem + ".png")),
+        "dped": image_io.read_rgb8(os.path.join(args.demo, "enhanced", stem + ".png")),
         "dslr": sample.load_photo(name)}
     height, width = pictures["dslr"].shape[:2]
     for label, (y0, y1, x0, x1) in crops(height, width).items():

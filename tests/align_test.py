@@ -1,5 +1,6 @@
-"""`dped-tf align` (docs/method.md §5): known homographies are recovered, real pairs give patches,
-unrelated photos are skipped with a reason."""
+"""`dped-tf align` over folders of photos (docs/method.md §5): splits by photo, real pairs give
+numbered patches and a report, unrelated or unreadable photos are skipped with a reason, the
+output never replaces the input."""
 
 import json
 import os
@@ -14,104 +15,10 @@ from dped_tf import cli
 from dped_tf.dataloaders import align
 from dped_tf.dataloaders import tfrecords
 from dped_tf.errors import DpedError
+from dped_tf.testing.numpy_metrics import np_ncc
+from dped_tf.testing.photo_pairs import known_homography, synthetic_phone
 
 SKIMAGE_DATA = os.path.dirname(skdata.__file__)
-
-
-def grey(image):
-  """ITU-R 601 luma in numpy (independent of OpenCV's conversion)."""
-  return np.asarray(image, np.float64) @ [0.299, 0.587, 0.114]
-
-
-def numpy_ncc(a, b):
-  a, b = grey(a), grey(b)
-  a, b = a - a.mean(), b - b.mean()
-  return np.sum(a * b) / np.sqrt(np.sum(a * a) * np.sum(b * b))
-
-
-def synthetic_phone(dslr, h, size, seed=0):
-  """The DSLR photo seen by a worse camera through the homography `h` (DSLR -> phone):
-  smaller, another colour response, gamma, and noise."""
-  phone = cv2.warpPerspective(dslr, h, size, flags=cv2.INTER_AREA)
-  x = (phone / 255.0) ** 1.2 * [1.1, 1.0, 0.85]
-  x += np.random.default_rng(seed).normal(0, 0.02, x.shape)
-  return np.clip(x * 255 + 0.5, 0, 255).astype(np.uint8)
-
-
-def known_homography(scale=0.8, degrees=2.0):
-  a = np.deg2rad(degrees)
-  return np.array([[scale * np.cos(a), -scale * np.sin(a), -20],
-                   [scale * np.sin(a), scale * np.cos(a), -15],
-                   [2e-5, -1e-5, 1.0]])
-
-
-@pytest.mark.parametrize("photo", ["astronaut", "coffee"])
-def test_recovers_a_known_homography(photo):
-  dslr = getattr(skdata, photo)()
-  h_true = known_homography()
-  size = (int(dslr.shape[1] * 0.7), int(dslr.shape[0] * 0.7))
-  phone = synthetic_phone(dslr, h_true, size)
-  result = align.align_pair(phone, dslr, align.AlignConfig(patch_size=64))
-  assert result.status == "ok", result.reason
-  height, width = dslr.shape[:2]
-  corners = [[0, 0], [width, 0], [width, height], [0, height]]
-  error = np.linalg.norm(align.project(np.array(result.homography), corners)
-                         - align.project(h_true, corners), axis=1)
-  assert error.max() < 1.0
-  assert result.reprojection_px < 1.0
-  assert result.scale == pytest.approx(1 / 0.8, rel=0.01)
-  # The phone photo has the lower resolution: patches cover its frame, about 64 px apart.
-  assert result.kept >= (size[0] // 64 - 1) * (size[1] // 64 - 1)
-  for (phone_patch, dslr_patch), score in zip(result.patches, result.ncc):
-    assert phone_patch.shape == dslr_patch.shape == (64, 64, 3)
-    assert numpy_ncc(phone_patch, dslr_patch) > 0.9
-    assert numpy_ncc(phone_patch, dslr_patch) == pytest.approx(score, abs=0.01)
-
-
-def test_downscales_the_phone_when_it_has_more_pixels():
-  dslr = skdata.coffee()
-  h_true = known_homography(scale=1.5, degrees=-1.0)
-  phone = synthetic_phone(dslr, h_true, (800, 560))
-  result = align.align_pair(phone, dslr, align.AlignConfig(patch_size=64))
-  assert result.status == "ok", result.reason
-  assert result.scale == pytest.approx(1 / 1.5, rel=0.01)
-  assert result.kept > 10
-  assert all(numpy_ncc(p, d) > 0.9 for p, d in result.patches)
-
-
-def test_best_shift_finds_a_known_shift():
-  image = grey(skdata.chelsea())
-  r, p = 4, 40
-  dslr_patch = image[100:100 + p, 200:200 + p]
-  for dy, dx in ((0, 0), (2, -3), (-4, 4)):
-    region = image[100 - r - dy:100 + p + r - dy, 200 - r - dx:200 + p + r - dx]
-    score, fy, fx = align.best_shift(region, dslr_patch, r)
-    assert (fy, fx) == (dy, dx)
-    found = region[r + fy:r + fy + p, r + fx:r + fx + p]
-    assert score == pytest.approx(align.ncc(found, dslr_patch), abs=1e-4)
-    assert score == pytest.approx(1.0, abs=1e-4)
-  assert align.best_shift(np.zeros((48, 48)), np.full((40, 40), 7.0), r) == (0.0, 0, 0)
-
-
-@pytest.mark.parametrize("h, words", [
-    (np.diag([-1.0, 1.0, 1.0]), "mirrored"),
-    (np.diag([20.0, 20.0, 1.0]), "scale"),
-    (np.diag([1.0, 2.0, 1.0]), "stretched"),
-    (np.array([[0, -1, 300], [1, 0, 0], [0, 0, 1.0]]), "rotated by 90 degrees"),
-    (np.array([[1, 0, 0], [0, 1, 0], [-0.01, 0, 1.0]]), "infinity"),
-])
-def test_degenerate_homographies_are_named(h, words):
-  assert words in align.degeneracy(h, (300, 400), align.AlignConfig())
-
-
-def test_plausible_homography_is_not_degenerate():
-  assert align.degeneracy(known_homography(), (512, 512), align.AlignConfig()) == ""
-
-
-def test_unrelated_photos_are_skipped():
-  result = align.align_pair(skdata.astronaut(), skdata.coffee())
-  assert result.status == "skipped" and result.reason.startswith("too few matches")
-  assert result.kept == 0 and not result.patches
 
 
 def test_assign_splits_is_by_photo_and_seeded():
@@ -178,7 +85,7 @@ def test_align_command_on_real_pairs(photo_pairs, tmp_path, capsys):
   patch = cv2.imread(str(train_phone / "0.jpg"))
   dslr = cv2.imread(str(out / "sony" / "training_data" / "canon" / "0.jpg"))
   assert patch.shape == dslr.shape == (64, 64, 3)
-  assert numpy_ncc(patch[..., ::-1], dslr[..., ::-1]) > 0.85  # after JPEG round trips
+  assert np_ncc(patch[..., ::-1], dslr[..., ::-1]) > 0.85  # after JPEG round trips
   assert os.listdir(out / "sony" / "test_data" / "full_size_test_images") == ["coffee.jpg"]
   meta = tfrecords.read_meta(str(out / "sony" / "tfrecords"))
   assert meta["train"]["pairs"] == moto["kept"] and meta["test"]["pairs"] == synth["kept"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dped_tf import evaluation
-from dped_tf.dataloaders import align
+from dped_tf import image_io
 from dped_tf.dataloaders import sample
 from dped_tf.testing.numpy_metrics import np_psnr
 
@@ -36,7 +36,7 @@ def test_demo_writes_its_report_from_the_commands_outputs(tmp_path, run_experime
   assert f"| output (enhanced) | {enhanced['psnr']:.2f} | {enhanced['ssim']:.4f} |" in report
   assert f"| output - input | {enhanced['psnr'] - base['psnr']:+.2f} |" in report
   # The held-out full-size photo: the report's PSNR is that of the written PNG.
-  after = align.read_image(str(out / "enhanced" / "chelsea.png"))
+  after = image_io.read_rgb8(str(out / "enhanced" / "chelsea.png"))
   dslr = sample.load_photo("chelsea.png")
   row = re.search(r"\| chelsea \((\d+)x(\d+)\) \| [\d.]+ / [\d.]+ \| ([\d.]+) / ([\d.]+) \|",
                   report)

@@ -9,6 +9,7 @@ from dped_tf.errors import DpedError
 from dped_tf.lazy import lazy_import
 
 align = lazy_import("dped_tf.dataloaders.align")
+alignment = lazy_import("dped_tf.dataloaders.alignment")
 keras = lazy_import("keras")
 tfrecords = lazy_import("dped_tf.dataloaders.tfrecords")
 
@@ -71,9 +72,9 @@ def main(fv, argv):
   for path in unmatched:
     print(f"no partner, ignored: {path}")
   pairs = align.assign_splits(pairs, fv.test_fraction, fv.seed)
-  cfg = align.AlignConfig(patch_size=fv.patch_size, search_radius=fv.search_radius,
-                          min_ncc=fv.min_ncc, ratio=fv.ratio, min_matches=fv.min_matches,
-                          detect_size=fv.detect_size)
+  cfg = alignment.AlignConfig(patch_size=fv.patch_size, search_radius=fv.search_radius,
+                              min_ncc=fv.min_ncc, ratio=fv.ratio,
+                              min_matches=fv.min_matches, detect_size=fv.detect_size)
   print(f"aligning {len(pairs)} photo pairs")
   report = align.align_photos(pairs, fv.out, fv.phone, cfg, fv.workers or None,
                               fv.overwrite, keras.utils.Progbar(len(pairs), unit_name="photo"))

@@ -1,13 +1,16 @@
-"""The DPED patch release layout (docs/method.md §5) and a scan that finds its aligned pairs."""
+"""The DPED patch release layout (docs/method.md §5): writing it (`dped-tf align` and
+`dped-tf sample` do) and a scan that finds its aligned pairs."""
 
 import dataclasses
 import os
 import re
 
+from dped_tf import image_io
 from dped_tf.configs import check_phone
 from dped_tf.errors import DpedError
 
 _INDEX = re.compile(r"^(\d+)\.jpe?g$", re.IGNORECASE)
+JPEG_QUALITY = 95  # of the patches and full-size test photos written in the layout
 
 
 def split_dirs(dped_dir, phone, split):
@@ -24,6 +27,52 @@ def split_dirs(dped_dir, phone, split):
 
 def full_size_dir(dped_dir, phone):
   return os.path.join(dped_dir, phone, "test_data", "full_size_test_images")
+
+
+def check_output(out_dir, phone, inputs, overwrite):
+  """The final `<out_dir>/<phone>` folder; refuses to replace inputs or earlier output."""
+  final = os.path.abspath(os.path.join(out_dir, phone))
+  for path in inputs:
+    path = os.path.abspath(path)
+    if os.path.commonpath([final, path]) == final:
+      raise DpedError(f"{final}: output would replace the input folder {path}")
+  if os.path.exists(final) and not overwrite:
+    raise DpedError(f"{final}: already exists (pass --overwrite to replace it)")
+  return final
+
+
+def make_layout(root, phone):
+  for split in ("train", "test"):
+    for d in split_dirs(root, phone, split):
+      os.makedirs(d, exist_ok=True)
+  os.makedirs(full_size_dir(root, phone), exist_ok=True)
+
+
+def write_jpeg(path, rgb):
+  """Writes uint8 RGB pixels as a JPEG of `JPEG_QUALITY` (through `image_io`)."""
+  with open(path, "wb") as f:
+    f.write(image_io.encode_photo(".jpg", image_io.Photo(rgb), JPEG_QUALITY))
+
+
+def save_patches(root, phone, split, tag, patches):
+  """Writes (phone, dslr) uint8 RGB patch pairs of one photo as `<tag>_<j>.jpg` in the
+  two folders of `split`; `number_patches` gives them their final names."""
+  for j, pair in enumerate(patches):
+    for folder, patch in zip(split_dirs(root, phone, split), pair):
+      write_jpeg(os.path.join(folder, f"{tag}_{j}.jpg"), patch)
+
+
+def number_patches(root, phone, photos):
+  """Renames `<tag>_<j>.jpg` to consecutive `<i>.jpg` per split, in the order of `photos`
+  [(tag, split, count)]; returns {split: pairs}."""
+  counts = {"train": 0, "test": 0}
+  for tag, split, count in photos:
+    for j in range(count):
+      for folder in split_dirs(root, phone, split):
+        os.replace(os.path.join(folder, f"{tag}_{j}.jpg"),
+                   os.path.join(folder, f"{counts[split]}.jpg"))
+      counts[split] += 1
+  return counts
 
 
 @dataclasses.dataclass

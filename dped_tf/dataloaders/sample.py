@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from dped_tf import fileio
-from dped_tf.dataloaders import align
+from dped_tf import image_io
 from dped_tf.dataloaders import camera_sim
 from dped_tf.dataloaders import dped_folder
 from dped_tf.errors import DpedError
@@ -40,10 +40,10 @@ def photo_dir():
 
 def load_photo(name):
   path = os.path.join(photo_dir(), name)
-  image = align.read_image(path) if os.path.isfile(path) else None
-  if image is None:
-    raise DpedError(f"{path}: missing or unreadable scikit-image photo")
-  return image
+  try:
+    return image_io.read_rgb8(path)
+  except DpedError:
+    raise DpedError(f"{path}: missing or unreadable scikit-image photo") from None
 
 
 def rig_misalignment(height, width, rng, max_shift=MAX_RIG_SHIFT):
@@ -104,14 +104,14 @@ def build_sample(out_dir, phone, patch_size=100, train_patches=1500, test_patche
   SSIM of the test patches. The phone side is simulated with the `camera` profile (default:
   the one named like `phone`). Deterministic for `seed`."""
   profile = camera_sim.profile_for(phone, camera)
-  final = align.check_output(out_dir, phone, [], overwrite)
+  final = dped_folder.check_output(out_dir, phone, [], overwrite)
   names = [n for split in ("train", "test") for n in PHOTOS[split]]
   photos = {n: load_photo(n) for n in names}
   os.makedirs(out_dir, exist_ok=True)
   tmp = os.path.join(out_dir, f".{phone}.tmp-{os.getpid()}")
   shutil.rmtree(tmp, ignore_errors=True)
   try:
-    align.make_layout(tmp, phone)
+    dped_folder.make_layout(tmp, phone)
     order, test_pairs = [], []
     for split, total in (("train", train_patches), ("test", test_patches)):
       counts = split_counts(total, [photos[n].shape[0] * photos[n].shape[1]
@@ -121,15 +121,13 @@ def build_sample(out_dir, phone, patch_size=100, train_patches=1500, test_patche
         rng = np.random.default_rng([seed, tag])
         view = phone_view(photos[name], profile, int(rng.integers(2**31)))
         patches = random_crops(view, photos[name], count, patch_size, rng)
-        align.save_patches(tmp, phone, split, tag, patches)
+        dped_folder.save_patches(tmp, phone, split, tag, patches)
         order.append((tag, split, count))
         if split == "test":
           test_pairs += patches
-          path = os.path.join(dped_folder.full_size_dir(tmp, phone),
-                              f"{os.path.splitext(name)[0]}.jpg")
-          with open(path, "wb") as f:
-            f.write(align.encode_jpeg(view))
-    written = align.number_patches(tmp, phone, order)
+          dped_folder.write_jpeg(os.path.join(dped_folder.full_size_dir(tmp, phone),
+                                              f"{os.path.splitext(name)[0]}.jpg"), view)
+    written = dped_folder.number_patches(tmp, phone, order)
     fileio.publish_dir(os.path.join(tmp, phone), final)
   finally:
     shutil.rmtree(tmp, ignore_errors=True)

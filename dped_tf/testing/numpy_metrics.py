@@ -55,3 +55,15 @@ def np_released_ms_ssim(enhanced, dslr):
     x, y = (ndimage.convolve(t, np.ones((1, 2, 2, 1)) / 4, mode="reflect")[:, ::2, ::2]
             for t in (x, y))
   return np.prod(np.array(css[:-1]) ** weights[:-1]) * ssims[-1] ** weights[-1]
+
+
+def np_luma(image):
+  """ITU-R 601 luma of RGB pixels, float64 (independent of OpenCV's grey conversion)."""
+  return np.asarray(image, np.float64) @ [0.299, 0.587, 0.114]
+
+
+def np_ncc(a, b):
+  """Normalised cross-correlation of the lumas of two equal-size RGB images."""
+  a, b = np_luma(a), np_luma(b)
+  a, b = a - a.mean(), b - b.mean()
+  return np.sum(a * b) / np.sqrt(np.sum(a * a) * np.sum(b * b))
