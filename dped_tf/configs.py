@@ -120,7 +120,8 @@ class TrainConfig:
                            "and the generator at the end of each, and at the last "
                            "iteration.", lower_bound=1)
   checkpoint_every: int = option(1000, "Checkpoint every N iterations.", lower_bound=1)
-  log_every: int = option(10, "TensorBoard scalars of the iteration's losses every N "
+  log_every: int = option(10, "TensorBoard scalars of the iteration's losses, and a "
+                          "progress line when the output is not a terminal, every N "
                           "iterations.", lower_bound=1)
   eval_batches: int = option(0, "Test batches per evaluation (0: all).", lower_bound=0)
   precision: str = option("float32", "Compute dtype of the generator and critic: float32 "

@@ -34,6 +34,9 @@ def test_train_writes_checkpoints_and_resumes(tmp_path):
                   "--iterations", "2", *TINY)
   assert first.returncode == 0, first.stderr[-3000:]
   assert "Resuming" not in first.stdout
+  # Off a terminal: a plain line at the last iteration (--log_every).
+  assert any(l.startswith("step 2/2 ") and l.endswith("s/iteration)")
+             for l in first.stdout.splitlines()), first.stdout
   ckpts = os.listdir(os.path.join(run, "checkpoints"))
   assert "ckpt-2.index" in ckpts and "checkpoint" in ckpts
   for name in ("generator.keras", "generator_000002.keras", "images/step_000002.png",

@@ -114,8 +114,8 @@ def run_training(run, trainer, vgg_source, cfg: TrainConfig, tfrecord_dir, jit_c
   epoch's mean losses) and the outputs made from it. `callbacks` are the caller's own,
   run after those of `training.callbacks`: their batch logs hold each iteration's losses.
 
-  `progress`: Keras' progress bar (True) or one plain line per epoch (False); default:
-  the bar on a terminal. SIGTERM or SIGINT: a checkpoint at the step reached, then
+  `progress`: Keras' progress bar (True) or plain lines (False: one every
+  `cfg.log_every` iterations and Keras' line per epoch); default: the bar on a terminal. SIGTERM or SIGINT: a checkpoint at the step reached, then
   `callbacks.Preempted`.
 
   Under `run.strategy`, `cfg.batch_size` is the global batch, split evenly over the
@@ -182,6 +182,8 @@ def run_training(run, trainer, vgg_source, cfg: TrainConfig, tfrecord_dir, jit_c
               run_callbacks.GeneratorExport(run.model_dir),
               metrics_log]
   progress = sys.stdout.isatty() if progress is None else progress
+  if not progress:
+    steps.append(run_callbacks.ProgressLines(cfg.log_every, cfg.iterations))
   step = start
   for segment in segments(start, cfg.iterations, cfg.eval_every):
     trainer.fit(train_dataset(step), shuffle=False, callbacks=steps + list(callbacks),
