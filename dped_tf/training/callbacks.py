@@ -281,22 +281,19 @@ class MetricsLog(keras.callbacks.Callback):
 
 
 class ProgressLines(keras.callbacks.Callback):
-  """Off a terminal, where Keras' `verbose=2` prints only a line per epoch (`eval_every`
-  iterations, hours on a CPU): one plain line every `every` iterations and at
-  `last_step`, with the iteration's losses and the time per iteration so far."""
+  """Off a terminal (Keras' `verbose=2` prints a line per epoch, hours apart on a CPU): a
+  plain line of the iteration's losses and time every `every` iterations and at the end."""
 
   def __init__(self, every, last_step):
     super().__init__()
-    self.every, self.last_step = every, last_step
-    self._t0 = None
+    self.every, self.last_step, self._t0 = every, last_step, None
 
   def on_train_begin(self, logs=None):
     if self._t0 is None:  # the first of the run's fit() calls
       self._t0, self._start = time.perf_counter(), current_step(self.model)
 
   def on_train_batch_end(self, batch, logs=None):
-    step = current_step(self.model)
-    if due(step, self.every, self.last_step):
+    if due(step := current_step(self.model), self.every, self.last_step):
       rate = (time.perf_counter() - self._t0) / max(1, step - self._start)
       losses = " ".join(f"{k}={float(v):.4g}" for k, v in (logs or {}).items())
       print(f"step {step}/{self.last_step} {losses} ({rate:.3g} s/iteration)", flush=True)
