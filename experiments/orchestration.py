@@ -14,6 +14,10 @@ import subprocess
 import sys
 import time
 
+import imageio.v3 as iio
+
+from dped_tf import fileio
+
 CLI = [sys.executable, "-m", "dped_tf.cli"]
 
 
@@ -109,17 +113,17 @@ def read_run(model_dir):
 
 def crops_animation(model_dir, path, seconds_per_frame=0.8):
   """The run's before/after crops at each evaluation (`images/step_*.png`) as one looping
-  GIF at `path`; returns the number of frames (0: no GIF written)."""
-  import imageio.v3 as iio  # pylint: disable=import-outside-toplevel
+  GIF at `path`, written atomically; returns the number of frames (0: no GIF written)."""
   frames = [iio.imread(p) for p in sorted(glob.glob(os.path.join(model_dir, "images",
                                                                   "step_*.png")))]
   if frames:
-    iio.imwrite(path, frames, duration=round(1000 * seconds_per_frame), loop=0)
+    fileio.atomic_write_bytes(path, iio.imwrite("<bytes>", frames, extension=".gif",
+                                                duration=round(1000 * seconds_per_frame),
+                                                loop=0))
   return len(frames)
 
 
 def write_report(out_dir, text, name="report.md"):
-  """Writes `<out_dir>/<name>` and prints it."""
-  with open(os.path.join(out_dir, name), "w") as f:
-    f.write(text)
+  """Writes `<out_dir>/<name>` atomically and prints it."""
+  fileio.atomic_write_bytes(os.path.join(out_dir, name), text.encode())
   print(text)

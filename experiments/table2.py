@@ -21,6 +21,8 @@ import tempfile
 
 from orchestration import Steps
 
+from dped_tf import fileio
+
 # docs/method.md §6 (second paper version): PSNR dB / SSIM.
 PUBLISHED = {
     "iphone": {"APE": (17.28, 0.8631), "Dong et al.": (19.27, 0.8992),
@@ -88,8 +90,8 @@ def main(argv=None):
   table = markdown(args.phone, results)
   print(table)
   if args.out:
-    with open(os.path.join(args.out, "table2.md"), "w") as f:
-      f.write(f"Test patches: {source}\n\n{table}")
+    fileio.atomic_write_bytes(os.path.join(args.out, "table2.md"),
+                              f"Test patches: {source}\n\n{table}".encode())
   return results
 
 
