@@ -11,7 +11,7 @@ ARGS ?=
 $(VENV)/.installed: setup.py setup.cfg
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,web]'
+	$(PY) -m pip install --quiet -e '.[dev,web,export,beam]'
 	touch $@
 
 install: $(VENV)/.installed
