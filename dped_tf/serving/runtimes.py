@@ -18,8 +18,10 @@ OPENVINO_PRECISIONS = ("f32", "bf16")
 
 
 def keras_runner(generator):
-  """The in-library reference: the generator on the whole image, clipped to [0, 1]."""
-  return lambda images: np.clip(generator(images, training=False).numpy(), 0.0, 1.0)
+  """The in-library reference: the generator on the whole image, clipped to [0, 1], as
+  float32 whatever the generator's precision."""
+  return lambda images: np.clip(generator(images, training=False).numpy(), 0.0,
+                                1.0).astype(np.float32)
 
 
 def saved_model_runner(path):
