@@ -148,29 +148,33 @@ def main(args):
                                  model_path)
     inputs = photo_inputs(sizes)
     held = quantization.heldout_patches(16)
-    inputs.update({f"held{i}": p for i, p in enumerate(held)})
-    np.savez(os.path.join(folder, "in.npz"), **inputs)
+    sets = {key: {key: x} for key, x in inputs.items()}  # one process per size: its own RSS
+    sets["held"] = {f"held{i}": p for i, p in enumerate(held)}
+    for key, arrays in sets.items():
+      np.savez(os.path.join(folder, f"{key}.npz"), **arrays)
     results = {}
     for label, runtime, prec in RUNS:
-      results[label] = measure(files[label][0], runtime, prec, os.path.join(folder, "in.npz"),
-                               os.path.join(folder, "out.npz"), args)
+      runs = {key: measure(files[label][0], runtime, prec, os.path.join(folder, f"{key}.npz"),
+                           os.path.join(folder, "out.npz"), args) for key in sets}
+      results[label] = ({key: info for key, (info, _) in runs.items()},
+                        {k: v for _, out in runs.values() for k, v in out.items()})
       print(f"  measured {label}", flush=True)
-    pirm = {k: v for k, v in inputs.items() if k == "size0"}
-    np.savez(os.path.join(folder, "pirm.npz"), **pirm)
     run_of = {label: (runtime, prec) for label, runtime, prec in RUNS}
-    srcnn = {label: measure(path, *run_of[label], os.path.join(folder, "pirm.npz"),
+    pirm = f"size{sizes.index(PIRM_SIZE)}" if PIRM_SIZE in sizes else None
+    srcnn = {label: measure(path, *run_of[label], os.path.join(folder, f"{pirm}.npz"),
                             os.path.join(folder, "srcnn_out.npz"), args)[0]
-             for label, path in baseline.items()}
-  report(results, srcnn, files, inputs, sizes, metrics)
+             for label, path in baseline.items()} if pirm else {}
+  report(results, srcnn, files, sizes, pirm, metrics)
 
 
 def _score(metrics, got, want):
   return (float(np.mean(metrics.psnr(got, want))), float(np.mean(metrics.ssim(got, want))))
 
 
-def report(results, srcnn, files, inputs, sizes, metrics):
+def report(results, srcnn, files, sizes, pirm, metrics):
+  """Prints the side-by-side table and the PIRM 2018 check (Markdown)."""
   reference = results["Keras float32"]
-  held = [k for k in inputs if k.startswith("held")]
+  held = sorted(k for k in reference[1] if k.startswith("held"))
   header = "| runtime | file MB | " + " | ".join(
       f"{w}x{h} MPix/s (x Keras f32) | peak RSS GB | PSNR dB / SSIM" for h, w in sizes) + \
       " | held-out patches PSNR dB / SSIM |"
@@ -180,30 +184,28 @@ def report(results, srcnn, files, inputs, sizes, metrics):
     cells = [label, f"{files[label][1] / 1e6:.2f}"]
     for i, (h, w) in enumerate(sizes):
       key = f"size{i}"
-      mpix = h * w / 1e6 / info["seconds"][key]
-      ratio = reference[0]["seconds"][key] / info["seconds"][key]
+      seconds = info[key]["seconds"][key]
+      ratio = reference[0][key]["seconds"][key] / seconds
       psnr, ssim = _score(metrics, out[key], reference[1][key])
-      cells += [f"{mpix:.3f} ({ratio:.2f}x)", f"{info['rss'] / 2**30:.2f}",
+      cells += [f"{h * w / 1e6 / seconds:.3f} ({ratio:.2f}x)", f"{info[key]['rss'] / 2**30:.2f}",
                 "ref" if label == "Keras float32" else f"{psnr:.1f} / {ssim:.4f}"]
     got = np.concatenate([out[k] for k in held])
     want = np.concatenate([reference[1][k] for k in held])
     psnr, ssim = _score(metrics, got, want)
     cells.append("ref" if label == "Keras float32" else f"{psnr:.1f} / {ssim:.4f}")
     print("| " + " | ".join(cells) + " |")
+  if not pirm:
+    return
   h, w = PIRM_SIZE
-  print(f"\nPIRM 2018 check at {w}x{h} (whole image; limit {PIRM_RAM_GB} GB):")
+  print(f"\nPIRM 2018 check at {w}x{h} (whole image; limit {PIRM_RAM_GB} GB of RAM):")
   print("| runtime | DPED s | SRCNN s | DPED / SRCNN | DPED peak RSS GB | within 3.5 GB |")
   print("|---|---|---|---|---|---|")
-  index = sizes.index(PIRM_SIZE) if PIRM_SIZE in sizes else None
   for label, info in srcnn.items():
-    dped = results[label][0]
-    if index is None:
-      continue
-    seconds = dped["seconds"][f"size{index}"]
+    dped = results[label][0][pirm]
+    seconds, baseline = dped["seconds"][pirm], info["seconds"][pirm]
     gb = dped["rss"] / 2**30
-    print(f"| {label} | {seconds:.2f} | {info['seconds']['size0']:.3f} | "
-          f"{seconds / info['seconds']['size0']:.1f}x | {gb:.2f} | "
-          f"{'yes' if gb <= PIRM_RAM_GB else 'NO'} |")
+    print(f"| {label} | {seconds:.2f} | {baseline:.3f} | {seconds / baseline:.1f}x | "
+          f"{gb:.2f} | {'yes' if gb <= PIRM_RAM_GB else 'NO'} |")
 
 
 def parse_args():
