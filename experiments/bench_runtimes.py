@@ -130,8 +130,8 @@ def main(args):
   from dped_tf.testing.models import random_weights_model
 
   sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
-  print(f"CPU: {precision.cpu_model()} ({os.cpu_count()} cores; the machine was shared with "
-        f"other jobs while this ran: ratios from one run, absolute times noisy)")
+  print(f"CPU: {precision.cpu_model()} ({os.cpu_count()} cores); load average at the start "
+        f"{os.getloadavg()[0]:.2f} (other jobs on the machine skew the times)")
   with tempfile.TemporaryDirectory() as folder:
     if args.model:
       generator, model_path = load_generator(args.model), args.model
@@ -165,6 +165,7 @@ def main(args):
                             os.path.join(folder, "srcnn_out.npz"), args)[0]
              for label, path in baseline.items()} if pirm else {}
   report(results, srcnn, files, sizes, pirm, metrics)
+  print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 
 def _score(metrics, got, want):
