@@ -11,6 +11,7 @@ import zipfile
 import keras
 
 from dped_tf.errors import DpedError
+from dped_tf.modeling import released
 from dped_tf.modeling.baselines import SRCNN
 from dped_tf.modeling.generator import Generator
 
@@ -27,8 +28,20 @@ def make_generator(kind="dped", norm="instance"):
 
 def load_generator(path, kinds=None):
   """Any generator the project writes (`dped-tf train --model dped|johnson|srcnn`,
-  `import-checkpoint`, the demo), saved as `.keras`. `kinds`: the model classes accepted
-  (default: `GENERATOR_CLASSES`)."""
+  `import-checkpoint`, the demo), saved as `.keras`, or a released one by name
+  (`dped:iphone|blackberry|sony`: `released.keras_file`, downloaded on first use).
+  `kinds`: the model classes accepted (default: `GENERATOR_CLASSES`)."""
+  if released.is_name(path):
+    name, path = path, released.keras_file(path)
+    try:
+      return _load_keras(path, kinds)
+    except DpedError as e:
+      raise DpedError(f"{e} (the cache of {name}: delete it to import the release again)"
+                      ) from None
+  return _load_keras(path, kinds)
+
+
+def _load_keras(path, kinds):
   if not os.path.isfile(path):
     raise DpedError(f"{path}: model file not found")
   if not zipfile.is_zipfile(path):  # Keras would say "file not found"
