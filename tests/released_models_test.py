@@ -174,21 +174,9 @@ def test_unknown_names_and_stray_hashes_are_one_line(tmp_path, monkeypatch, caps
   assert cache_files(str(tmp_path)) == []
 
 
-def test_evaluate_train_and_serve_take_a_released_model(cached, mirror, tmp_path,
-                                                        monkeypatch, capsys):
+def test_train_and_serve_take_a_released_model(cached, mirror, monkeypatch):
   _, _, model = mirror
   set_env(monkeypatch, {**cached, released.URL_VARIABLE: refused_url()})  # cache only
-  path = str(tmp_path / "same.keras")
-  model.save(path)
-  root = write_dped_folder(str(tmp_path / "dped"), train=1, test=2)
-  out = tmp_path / "r.json"
-  assert cli.main(["dped-tf", "evaluate", "--phone", "sony", "--dped_dir", root, "--model",
-                   "dped:sony", "--compare", f"file={path}", "--batch_size", "2", "--json",
-                   str(out)]) == 0
-  results = json.loads(out.read_text())["results"]
-  for key in ("psnr", "ssim", "released_psnr"):
-    assert results["dped:sony"][key] == results["file"][key]
-
   trainer, _ = loop.build_trainer(configs.TrainConfig(init_from="dped:sony",
                                                       vgg_weights="none"))
   for w, expected in zip(trainer.generator.weights, model.weights):
@@ -204,3 +192,22 @@ def test_evaluate_train_and_serve_take_a_released_model(cached, mirror, tmp_path
   image = skdata.chelsea()[:32, :48].astype(np.float32)[None] / 255
   np.testing.assert_allclose(enhancer.whole(image), Enhancer(model, "float32").whole(image),
                              atol=1e-5)
+
+
+def test_table2_and_evaluate_take_a_released_model(cached, mirror, tmp_path, monkeypatch,
+                                                   run_experiment):
+  _, _, model = mirror
+  set_env(monkeypatch, {**cached, released.URL_VARIABLE: refused_url()})  # cache only
+  path = str(tmp_path / "same.keras")
+  model.save(path)
+  root = write_dped_folder(str(tmp_path / "dped"), train=1, test=2)
+  out = tmp_path / "table"
+  printed = run_experiment("table2", "--phone", "sony", "--dped_dir", root, "--out", str(out),
+                           "--batch_size", "2", "--model", "DPED=dped:sony", "--model",
+                           f"file={path}")
+  results = json.loads((out / "table2.json").read_text())["results"]
+  assert list(results) == ["phone (unprocessed)", "DPED", "file"]
+  assert results["DPED"]["patches"] == 2
+  for key in ("psnr", "ssim", "released_psnr", "released_ms_ssim"):
+    assert results["DPED"][key] == results["file"][key]
+  assert "| Sony (published) | - | 21.81 / 0.9437 | - |" in printed

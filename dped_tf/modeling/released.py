@@ -17,6 +17,7 @@ tests' local server); what such a mirror gives is cached in a folder of its own
 import hashlib
 import json
 import os
+import socket
 
 import keras
 
@@ -35,6 +36,7 @@ URL_VARIABLE = "DPED_TF_RELEASES_URL"
 SHA256_VARIABLE = "DPED_TF_RELEASES_SHA256"
 CACHE_SUBDIR = os.path.join("models", "dped_tf")
 CHECKPOINT_SUFFIXES = (".index", ".data-00000-of-00001")
+TIMEOUT_S = 60  # a network that drops packets: give up after this long without an answer
 # The files of models_orig/ at COMMIT (1257 and 1605900 bytes).
 SHA256 = {
     "iphone_orig.index":
@@ -83,8 +85,9 @@ def _source():
   except (OSError, ValueError) as e:
     raise DpedError(f"{hashes_file}: not a JSON file of sha256 hashes ({SHA256_VARIABLE}): "
                     f"{getattr(e, 'strerror', None) or e}") from None
-  if not isinstance(hashes, dict):
-    raise DpedError(f"{hashes_file}: not a JSON object {{file name: sha256}} "
+  if not isinstance(hashes, dict) or not all(
+      isinstance(h, str) and len(h) == 64 for h in hashes.values()):
+    raise DpedError(f"{hashes_file}: not a JSON object {{file name: sha256 hex digest}} "
                     f"({SHA256_VARIABLE})")
   folder = os.path.join(folder, "sha256-" + hashlib.sha256(text).hexdigest()[:16])
   return url.rstrip("/"), hashes, folder
@@ -108,6 +111,8 @@ def _download(name, url, folder, file, sha256):
   """`keras.utils.get_file` of `url` into `folder` (a cached file with `sha256` is kept);
   DpedError when it cannot be fetched or its sha256 differs (the bad file removed)."""
   target = os.path.join(folder, file)
+  timeout = socket.getdefaulttimeout()
+  socket.setdefaulttimeout(TIMEOUT_S)  # get_file has no timeout of its own
   try:
     return keras.utils.get_file(file, url, file_hash=sha256, cache_subdir=folder)
   except Exception as e:  # pylint: disable=broad-except  # get_file's network errors
@@ -124,6 +129,8 @@ def _download(name, url, folder, file, sha256):
         f"{REPOSITORY} && dped-tf import-checkpoint --checkpoint "
         f"DPED/models_orig/{phone}_orig --out {phone}_orig.keras, then --model "
         f"{phone}_orig.keras") from None
+  finally:
+    socket.setdefaulttimeout(timeout)
 
 
 def keras_file(name):
@@ -142,16 +149,14 @@ def keras_file(name):
     os.makedirs(folder, exist_ok=True)
   except OSError as e:
     raise DpedError(f"{folder}: cannot create the model cache ({e.strerror})") from None
-  fetched = []
+  new = [os.path.join(folder, f) for f in files if not os.path.exists(os.path.join(folder, f))]
   try:
     for file in files:
-      existed = os.path.exists(os.path.join(folder, file))
-      fetched += [] if existed else [os.path.join(folder, file)]
       _download(name, f"{url}/models_orig/{file}", folder, file, hashes[file])
   except DpedError:
-    for done in fetched:  # a release is cached whole or not at all
-      if os.path.exists(done):
-        os.remove(done)
+    for fetched in new:  # a release is cached whole or not at all
+      if os.path.exists(fetched):
+        os.remove(fetched)
     raise
   print(f"{name}: importing {os.path.join(folder, phone + '_orig')} into {path}")
   save_keras_atomic(interop.import_checkpoint(os.path.join(folder, f"{phone}_orig")), path)
