@@ -4,6 +4,7 @@ wrong sha256 as one line, nothing cached; every command that takes a model."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -211,3 +212,18 @@ def test_table2_and_evaluate_take_a_released_model(cached, mirror, tmp_path, mon
   for key in ("psnr", "ssim", "released_psnr", "released_ms_ssim"):
     assert results["DPED"][key] == results["file"][key]
   assert "| Sony (published) | - | 21.81 / 0.9437 | - |" in printed
+
+
+def test_a_cached_model_that_does_not_load_is_imported_again(cached, mirror, tmp_path,
+                                                             monkeypatch):
+  _, _, model = mirror
+  home = str(tmp_path / "keras_home")
+  shutil.copytree(cached["KERAS_HOME"], home)
+  set_env(monkeypatch, {**cached, "KERAS_HOME": home, released.URL_VARIABLE: refused_url()})
+  path = released.cached_file("dped:sony")
+  with open(path, "r+b") as f:
+    f.truncate(100)
+  loaded = load_generator("dped:sony")  # from the cached checkpoint: no network
+  for w, expected in zip(loaded.weights, model.weights):
+    np.testing.assert_array_equal(w.numpy(), expected.numpy())
+  assert load_generator(path).count_params() == model.count_params()

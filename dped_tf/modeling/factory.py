@@ -34,28 +34,29 @@ def load_generator(path, kinds=None):
   if released.is_name(path):
     name, path = path, released.keras_file(path)
     try:
-      return _load_keras(path, kinds)
-    except DpedError as e:
-      raise DpedError(f"{e} (the cache of {name}: delete it to import the release again)"
-                      ) from None
-  return _load_keras(path, kinds)
+      model = _read_keras(path)
+    except DpedError:  # a cached .keras this Keras cannot read: import the checkpoint again
+      os.remove(path)
+      model = _read_keras(released.keras_file(name))
+  else:
+    model = _read_keras(path)
+  kinds = kinds or GENERATOR_CLASSES
+  if not isinstance(model, kinds):
+    wanted = " or ".join(k.__name__ for k in kinds)
+    raise DpedError(f"{path}: holds a {type(model).__name__}, not a dped_tf {wanted}")
+  return model
 
 
-def _load_keras(path, kinds):
+def _read_keras(path):
   if not os.path.isfile(path):
     raise DpedError(f"{path}: model file not found")
   if not zipfile.is_zipfile(path):  # Keras would say "file not found"
     raise DpedError(f"{path}: not a .keras model archive (empty, truncated or another "
                     "format)")
   try:
-    model = keras.models.load_model(path, compile=False)
+    return keras.models.load_model(path, compile=False)
   except Exception as e:  # Keras raises many kinds for a bad archive
     raise DpedError(f"{path}: not a loadable .keras model ({str(e).splitlines()[0]})") from None
-  kinds = kinds or GENERATOR_CLASSES
-  if not isinstance(model, kinds):
-    wanted = " or ".join(k.__name__ for k in kinds)
-    raise DpedError(f"{path}: holds a {type(model).__name__}, not a dped_tf {wanted}")
-  return model
 
 
 def describe(generator):
