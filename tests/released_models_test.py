@@ -132,6 +132,7 @@ def one_line_error(argv, capsys):
 def test_no_network_is_one_line_naming_the_url_and_the_manual_way(tmp_path, monkeypatch,
                                                                   capsys):
   url, home = refused_url(), str(tmp_path / "keras_home")
+  photo_png(tmp_path / "photo.png")
   set_env(monkeypatch, {"KERAS_HOME": home, released.URL_VARIABLE: url})  # pinned hashes
   line = one_line_error(["dped-tf", "enhance", str(tmp_path / "photo.png"), "--model",
                          "dped:iphone", "--out", str(tmp_path / "out")], capsys)
