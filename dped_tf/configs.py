@@ -10,6 +10,11 @@ from dped_tf import precision as precisions
 # The DPED dataset's own phones (docs/method.md §5). Any camera name of letters, digits,
 # `-` and `_` works too: patches made by `dped-tf align` from a user's own photo pairs.
 DPED_PHONES = ("iphone", "blackberry", "sony")
+# The authors' released generators by name, taken wherever a model is
+# (dped_tf.modeling.released).
+RELEASED_MODELS = tuple(f"dped:{phone}" for phone in DPED_PHONES)
+RELEASED_HELP = ("or dped:iphone|blackberry|sony (the authors' released model, downloaded "
+                 "once into Keras' cache)")
 _PHONE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
@@ -105,8 +110,9 @@ class TrainConfig:
                      "'batch' (the paper's text); not with --model srcnn.", choices=NORMS)
   init: str = option("reference", "Generator start: 'reference' (truncated normal 0.01) or "
                      "'identity' (near the identity map; short CPU runs).", choices=INITS)
-  init_from: str = option("", "A generator .keras file to start from (from `dped-tf "
-                          "import-checkpoint` or a run): same --model and --norm; the critic "
+  init_from: str = option("", "A generator to start from: a .keras file (from `dped-tf "
+                          f"import-checkpoint` or a run) {RELEASED_HELP}; same --model and "
+                          "--norm; the critic "
                           "and optimizers start fresh. Ignored when the run resumes from "
                           "its checkpoints.")
   batch_size: int = option(50, "Patches per sub-step (the global batch, split over the "

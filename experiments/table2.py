@@ -6,7 +6,9 @@ paper's layout (rows: phone; columns: methods; cells: PSNR dB / SSIM).
         --model "Johnson et al.=runs/johnson/generator.keras" \\
         --model "DPED=runs/sony/generator.keras" --out runs/table2_sony
 
-Models are what `dped-tf train` writes (`--model dped|srcnn|johnson`). `dped-tf evaluate`
+Models are what `dped-tf train` writes (`--model dped|srcnn|johnson`), or the authors'
+released ones by name (`--model "DPED (released)=dped:sony"`, downloaded once into Keras'
+cache: README, "Released models"). `dped-tf evaluate`
 runs them all in float32 and scores them by both protocols (docs/method.md §6), next to
 the unprocessed phone patches; this script only lays out what it wrote. The Table-2
 layout shows the released code's protocol (batch-MSE PSNR and MS-SSIM over full batches
@@ -70,7 +72,8 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--phone", required=True, choices=sorted(PUBLISHED))
   parser.add_argument("--model", action="append", required=True,
-                      help="LABEL=PATH or PATH (repeatable), in column order")
+                      help="LABEL=MODEL or MODEL (repeatable), in column order; MODEL: a "
+                      ".keras file or dped:iphone|blackberry|sony (the authors' released model)")
   source = parser.add_mutually_exclusive_group()
   source.add_argument("--dped_dir", default="data/dped")
   source.add_argument("--tfrecords", default=None)

@@ -7,6 +7,7 @@ from absl import flags
 
 from dped_tf import fileio
 from dped_tf import precision
+from dped_tf.configs import RELEASED_HELP
 from dped_tf.errors import DpedError
 from dped_tf.lazy import lazy_import
 
@@ -23,9 +24,9 @@ MODES = ("auto", "whole", "tiled")
 
 
 def define_flags(fv):
-  flags.DEFINE_string("model", None, "Generator .keras file (dped with instance or batch norm, "
-                      "johnson, srcnn: what train and import-checkpoint write).",
-                      flag_values=fv)
+  flags.DEFINE_string("model", None, "Generator: a .keras file (dped with instance or batch "
+                      "norm, johnson, srcnn: what train and import-checkpoint write) "
+                      f"{RELEASED_HELP}.", flag_values=fv)
   flags.DEFINE_string("out", None, "Output folder (created if missing).", flag_values=fv)
   flags.DEFINE_string("ext", None, "Output format by extension (jpg, png, tif, webp, bmp, "
                       "heic, heif, avif); default: the input's where it can be written, "

@@ -6,6 +6,7 @@ import os
 from absl import flags
 
 from dped_tf import precision
+from dped_tf.configs import RELEASED_HELP
 from dped_tf.configs import define_phone_flag
 from dped_tf.errors import DpedError
 from dped_tf.fileio import atomic_write_bytes
@@ -18,10 +19,10 @@ executor = lazy_import("dped_tf.enhancement.executor")
 
 def define_flags(fv):
   define_phone_flag(fv, "Phone whose test patches to use.")
-  flags.DEFINE_string("model", None, "Generator .keras file (dped, johnson or srcnn).",
-                      flag_values=fv)
-  flags.DEFINE_multi_string("compare", [], "More models for the same table: PATH or "
-                            "LABEL=PATH (repeatable).", flag_values=fv)
+  flags.DEFINE_string("model", None, "Generator: a .keras file (dped, johnson or srcnn) "
+                      f"{RELEASED_HELP}.", flag_values=fv)
+  flags.DEFINE_multi_string("compare", [], "More models for the same table: MODEL or "
+                            "LABEL=MODEL (repeatable), MODEL as for --model.", flag_values=fv)
   flags.DEFINE_string("dped_dir", "data/dped", "Root of the DPED layout.", flag_values=fv)
   flags.DEFINE_string("tfrecords", None, "Read a `dped-tf prepare` folder instead of the "
                       "DPED layout.", flag_values=fv)

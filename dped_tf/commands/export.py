@@ -20,8 +20,10 @@ served = lazy_import("dped_tf.serving.served")
 
 
 def define_flags(fv):
-  flags.DEFINE_string("model", None, "Generator .keras (dped, johnson or srcnn, from train or "
-                      "import-checkpoint).", flag_values=fv)
+  flags.DEFINE_string("model", None, "Generator: a .keras file (dped, johnson or srcnn, from "
+                      "train or import-checkpoint) or dped:iphone|blackberry|sony (the "
+                      "authors' released model, downloaded once into Keras' cache).",
+                      flag_values=fv)
   flags.DEFINE_enum("format", "saved_model", ["saved_model", "onnx", "openvino", "litert",
                                               "tflite"],
                     "saved_model: OUT/<version>/ for TF Serving; onnx: OUT/generator.onnx; "

@@ -10,6 +10,7 @@ import tempfile
 from absl import flags
 
 from dped_tf.commands import enhance
+from dped_tf.configs import RELEASED_HELP
 from dped_tf.errors import DpedError
 from dped_tf.lazy import lazy_import
 
@@ -19,7 +20,8 @@ jobs = lazy_import("dped_tf.web.serve.jobs")
 
 
 def define_flags(fv):
-  flags.DEFINE_string("model", None, "Generator .keras file.", flag_values=fv)
+  flags.DEFINE_string("model", None, f"Generator: a .keras file {RELEASED_HELP}.",
+                      flag_values=fv)
   flags.DEFINE_string("out", "serve_out", "Folder for uploads, results and previews "
                       "(nothing is written elsewhere).", flag_values=fv)
   flags.DEFINE_string("host", "127.0.0.1", "Address to listen on.", flag_values=fv)

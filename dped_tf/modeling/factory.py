@@ -11,6 +11,7 @@ import zipfile
 import keras
 
 from dped_tf.errors import DpedError
+from dped_tf.modeling import released
 from dped_tf.modeling.baselines import SRCNN
 from dped_tf.modeling.generator import Generator
 
@@ -27,22 +28,35 @@ def make_generator(kind="dped", norm="instance"):
 
 def load_generator(path, kinds=None):
   """Any generator the project writes (`dped-tf train --model dped|johnson|srcnn`,
-  `import-checkpoint`, the demo), saved as `.keras`. `kinds`: the model classes accepted
-  (default: `GENERATOR_CLASSES`)."""
+  `import-checkpoint`, the demo), saved as `.keras`, or a released one by name
+  (`dped:iphone|blackberry|sony`: `released.keras_file`, downloaded on first use).
+  `kinds`: the model classes accepted (default: `GENERATOR_CLASSES`)."""
+  if released.is_name(path):
+    name, path = path, released.keras_file(path)
+    try:
+      model = _read_keras(path)
+    except DpedError:  # a cached .keras this Keras cannot read: import the checkpoint again
+      os.remove(path)
+      model = _read_keras(released.keras_file(name))
+  else:
+    model = _read_keras(path)
+  kinds = kinds or GENERATOR_CLASSES
+  if not isinstance(model, kinds):
+    wanted = " or ".join(k.__name__ for k in kinds)
+    raise DpedError(f"{path}: holds a {type(model).__name__}, not a dped_tf {wanted}")
+  return model
+
+
+def _read_keras(path):
   if not os.path.isfile(path):
     raise DpedError(f"{path}: model file not found")
   if not zipfile.is_zipfile(path):  # Keras would say "file not found"
     raise DpedError(f"{path}: not a .keras model archive (empty, truncated or another "
                     "format)")
   try:
-    model = keras.models.load_model(path, compile=False)
+    return keras.models.load_model(path, compile=False)
   except Exception as e:  # Keras raises many kinds for a bad archive
     raise DpedError(f"{path}: not a loadable .keras model ({str(e).splitlines()[0]})") from None
-  kinds = kinds or GENERATOR_CLASSES
-  if not isinstance(model, kinds):
-    wanted = " or ".join(k.__name__ for k in kinds)
-    raise DpedError(f"{path}: holds a {type(model).__name__}, not a dped_tf {wanted}")
-  return model
 
 
 def describe(generator):

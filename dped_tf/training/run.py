@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from dped_tf import fileio
 from dped_tf.errors import DpedError
+from dped_tf.modeling import released
 
 
 def make_strategy(name):
@@ -133,13 +134,17 @@ def file_digest(path):
 
 def generator_source(cfg, resumed):
   """Where the generator's weights came from, for `run.json`: `cfg.init`, and
-  `cfg.init_from` (path, digest, whether it was used: not when the run resumed)."""
+  `cfg.init_from` (path, digest, whether it was used: not when the run resumed; a
+  released model by name: its cached `.keras`, and the name)."""
   source = {"init": cfg.init, "init_from": None}
   if cfg.init_from:
-    source["init_from"] = {"path": os.path.abspath(cfg.init_from),
-                           "sha256": file_digest(cfg.init_from)
-                           if os.path.isfile(cfg.init_from) else None,
+    path = (released.cached_file(cfg.init_from) if released.is_name(cfg.init_from)
+            else os.path.abspath(cfg.init_from))
+    source["init_from"] = {"path": path,
+                           "sha256": file_digest(path) if os.path.isfile(path) else None,
                            "used": not resumed}
+    if released.is_name(cfg.init_from):
+      source["init_from"]["released"] = cfg.init_from
   return source
 
 
