@@ -34,7 +34,7 @@ COMMANDS = {
     "import-checkpoint": ("dped_tf.commands.import_checkpoint",
                           "import the authors' released TF1 generator checkpoint"),
     "export": ("dped_tf.commands.export",
-               "export a generator as a TF Serving SavedModel or TFLite"),
+               "export a generator: TF Serving SavedModel, ONNX, OpenVINO, LiteRT"),
     "study": ("dped_tf.commands.study",
               "the paper's pairwise user study as a local web app; --results: Figure 10"),
     "serve": ("dped_tf.commands.serve",

@@ -1,4 +1,5 @@
-"""`dped-tf export`: a TF Serving SavedModel reloaded without dped_tf, and TFLite files."""
+"""`dped-tf export`: a TF Serving SavedModel reloaded without dped_tf, and LiteRT files
+through the deprecated `--format tflite`."""
 
 import contextlib
 import io
@@ -18,7 +19,8 @@ from skimage import data as skdata
 from dped_tf.testing.models import random_weights_model
 
 from dped_tf import cli
-from dped_tf import interop
+from dped_tf.serving import saved_model
+from dped_tf.serving import served
 from dped_tf.modeling.generator import Generator
 
 
@@ -42,12 +44,12 @@ def exported(tmp_path_factory):
   generator = random_weights_model()
   model = str(root / "generator.keras")
   generator.save(model)
-  log = io.StringIO()
-  with contextlib.redirect_stdout(log):
+  log, err = io.StringIO(), io.StringIO()
+  with contextlib.redirect_stdout(log), contextlib.redirect_stderr(err):
     for argv in (["--format", "saved_model", "--out", str(root / "serving")],
                  ["--format", "tflite", "--out", str(root / "tflite")]):
       assert cli.main(["dped-tf", "export", "--model", model, *argv]) == 0
-  return {"root": root, "model": model, "generator": generator, "log": log.getvalue(),
+  return {"root": root, "model": model, "generator": generator, "log": log.getvalue(), "err": err.getvalue(),
           "saved_model": str(root / "serving" / "1"), "tflite": str(root / "tflite")}
 
 
@@ -117,12 +119,15 @@ def _run_tflite(path, images):
 
 
 def test_tflite_float32_and_float16_match_keras_at_two_sizes(exported):
-  paths = {k: os.path.join(exported["tflite"], name) for k, name in interop.TFLITE_FILES.items()}
+  paths = {k: os.path.join(exported["tflite"], f"generator_{k}.tflite")
+           for k in ("float32", "float16")}
   sizes = {k: os.path.getsize(p) for k, p in paths.items()}
+  assert exported["err"].count("\n") == 1  # one line for the old name
+  assert "--format tflite is deprecated, use --format litert" in exported["err"]
   assert sizes["float32"] > 4 * 401_475  # the weights are in the file
   assert sizes["float16"] < 0.55 * sizes["float32"]
   for kind, path in paths.items():
-    assert f"TFLite {kind}: {path} ({sizes[kind] / 1e6:.2f} MB)" in exported["log"]
+    assert f"litert {kind}: {path} ({sizes[kind] / 1e6:.2f} MB)" in exported["log"]
   for crop in (CROP_A, CROP_B):  # one file, two input sizes
     images = crop[None].astype(np.float32) / 255.0
     expected = _expected(exported["generator"], images)
@@ -131,7 +136,7 @@ def test_tflite_float32_and_float16_match_keras_at_two_sizes(exported):
 
 
 def test_jpeg_output_of_the_image_signature(exported):
-  module = interop.serving_module(exported["generator"], "jpeg", jpeg_quality=95)
+  module = saved_model.serving_module(exported["generator"], "jpeg", jpeg_quality=95)
   png = cv2.imencode(".png", CROP_A[..., ::-1])[1].tobytes()
   (data,) = module.serve_bytes(tf.constant([png]))["enhanced_bytes"].numpy()
   assert data[:2] == b"\xff\xd8"
@@ -141,12 +146,12 @@ def test_jpeg_output_of_the_image_signature(exported):
 
 def test_versions_overwrite_and_bad_flags(exported, tmp_path, capsys):
   model = exported["model"]
-  assert interop.next_version(str(exported["root"] / "serving")) == 2
+  assert saved_model.next_version(str(exported["root"] / "serving")) == 2
   out = tmp_path / "serving"
   (out / "3").mkdir(parents=True)
   (out / "3" / "old").write_text("x")
   (out / ".tmp-1-9").mkdir()
-  assert interop.next_version(str(out)) == 4
+  assert saved_model.next_version(str(out)) == 4
   argv = ["dped-tf", "export", "--model", model, "--out", str(out), "--version", "3"]
   assert cli.main(argv) == 2
   assert "export version exists" in capsys.readouterr().err
@@ -163,7 +168,7 @@ def test_versions_overwrite_and_bad_flags(exported, tmp_path, capsys):
 def test_float32_copy_of_a_mixed_precision_generator():
   keras.mixed_precision.set_global_policy("mixed_bfloat16")
   mixed = random_weights_model()
-  copy = interop.float32_copy(mixed)
+  copy = served.float32_copy(mixed)
   keras.mixed_precision.set_global_policy("float32")
   assert mixed.conv1.compute_dtype == "bfloat16"
   assert {layer.compute_dtype for layer in (*copy.conv_layers(), *copy.norm_layers())} == {

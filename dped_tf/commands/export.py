@@ -1,15 +1,22 @@
-"""`dped-tf export`: a generator as a TF Serving SavedModel or TFLite files (docs/serving.md)."""
+"""`dped-tf export`: a generator as a TF Serving SavedModel, ONNX, OpenVINO IR or LiteRT
+files (docs/serving.md)."""
 
 import os
+import sys
 
 from absl import flags
 from absl import logging
 
 from dped_tf.errors import DpedError
 from dped_tf.lazy import lazy_import
+from dped_tf.serving import LITERT_PRECISIONS
 
-interop = lazy_import("dped_tf.interop")
 factory = lazy_import("dped_tf.modeling.factory")
+saved_model = lazy_import("dped_tf.serving.saved_model")
+formats = lazy_import("dped_tf.serving.formats")
+quantization = lazy_import("dped_tf.serving.quantization")
+served = lazy_import("dped_tf.serving.served")
+
 
 
 def define_flags(fv):
@@ -17,10 +24,11 @@ def define_flags(fv):
                       "train or import-checkpoint) or dped:iphone|blackberry|sony (the "
                       "authors' released model, downloaded once into Keras' cache).",
                       flag_values=fv)
-  flags.DEFINE_enum("format", "saved_model", ["saved_model", "tflite"],
-                    "saved_model: OUT/<version>/ for TF Serving; tflite: "
-                    "OUT/generator_float32.tflite and OUT/generator_float16.tflite.",
-                    flag_values=fv)
+  flags.DEFINE_enum("format", "saved_model", ["saved_model", "onnx", "openvino", "litert",
+                                              "tflite"],
+                    "saved_model: OUT/<version>/ for TF Serving; onnx: OUT/generator.onnx; "
+                    "openvino: OUT/generator.xml + .bin; litert: OUT/generator_<precision>"
+                    ".tflite (tflite: deprecated name of litert).", flag_values=fv)
   flags.DEFINE_string("out", None, "Output folder.", flag_values=fv)
   flags.DEFINE_integer("version", None, "SavedModel version folder (default: one above the "
                        "highest in OUT, else 1).", lower_bound=1, flag_values=fv)
@@ -28,7 +36,16 @@ def define_flags(fv):
                     "signature returns.", flag_values=fv)
   flags.DEFINE_integer("jpeg_quality", 95, "JPEG quality of `enhance_image` output.",
                        lower_bound=1, upper_bound=100, flag_values=fv)
-  flags.DEFINE_bool("overwrite", False, "Replace an existing version folder / .tflite files.",
+  flags.DEFINE_multi_enum("precision", ["float32", "float16"], LITERT_PRECISIONS,
+                          "LiteRT precisions (repeat the flag): float32, float16 (half "
+                          "weights), dynamic_int8 (int8 weights), int8 (int8 weights and "
+                          "activations, calibrated).", flag_values=fv)
+  flags.DEFINE_string("calibration_dir", None, "int8: phone-side training patches to "
+                      "calibrate on (e.g. DPED's training_data/<phone>/; default: the "
+                      "embedded sample's training photos).", flag_values=fv)
+  flags.DEFINE_integer("calibration_patches", 32, "int8: how many 100x100 patches to "
+                       "calibrate on.", lower_bound=1, flag_values=fv)
+  flags.DEFINE_bool("overwrite", False, "Replace an existing version folder / files.",
                     flag_values=fv)
   flags.mark_flag_as_required("model", flag_values=fv)
   flags.mark_flag_as_required("out", flag_values=fv)
@@ -38,31 +55,53 @@ def _mb(size):
   return f"{size / 1e6:.2f} MB"
 
 
+def _export_saved_model(fv):
+  version = fv.version or saved_model.next_version(fv.out)
+  target = os.path.realpath(os.path.join(fv.out, str(version)))
+  if os.path.realpath(fv.model).startswith(target + os.sep):
+    raise DpedError(f"{fv.model}: the model lies inside the export folder {target}")
+  generator = factory.load_generator(fv.model)
+  try:
+    path, size = saved_model.export_saved_model(generator, fv.out, version, fv.overwrite,
+                                                fv.image_format, fv.jpeg_quality)
+  except served.OutputExists as e:
+    raise DpedError(f"{e} (pass --overwrite or another --version)") from None
+  print(f"SavedModel version {version}: {path} ({_mb(size)}), signatures serving_default "
+        f"(images float32 [batch, height, width, 3] -> enhanced), enhance_image "
+        f"(image_bytes string [n] -> enhanced_bytes {fv.image_format})")
+
+
 def main(fv, argv):
   if argv:
     raise DpedError(f"unexpected arguments: {' '.join(argv)}")
-  if fv.format == "tflite" and fv.version is not None:
+  fmt = fv.format
+  if fmt == "tflite":
+    print("dped-tf export: warning: --format tflite is deprecated, use --format litert "
+          "(the same files)", file=sys.stderr)
+    fmt = "litert"
+  if fmt != "saved_model" and fv.version is not None:
     raise DpedError("--version applies to --format saved_model only")
+  if fmt != "litert" and fv["precision"].present:
+    raise DpedError("--precision applies to --format litert only")
+  precisions = list(dict.fromkeys(fv.precision))
+  int8 = "int8" in precisions
+  if not int8 and fv.calibration_dir:
+    raise DpedError("--calibration_dir applies to --precision int8 only")
   logging.set_verbosity(logging.WARNING)  # TF's per-function notes while saving
-  if fv.format == "saved_model":
-    version = fv.version or interop.next_version(fv.out)
-    target = os.path.realpath(os.path.join(fv.out, str(version)))
-    if os.path.realpath(fv.model).startswith(target + os.sep):
-      raise DpedError(f"{fv.model}: the model lies inside the export folder {target}")
-    generator = factory.load_generator(fv.model)
-    try:
-      path, size = interop.export_saved_model(generator, fv.out, version, fv.overwrite,
-                                              fv.image_format, fv.jpeg_quality)
-    except interop.OutputExists as e:
-      raise DpedError(f"{e} (pass --overwrite or another --version)") from None
-    print(f"SavedModel version {version}: {path} ({_mb(size)}), signatures serving_default "
-          f"(images float32 [batch, height, width, 3] -> enhanced), enhance_image "
-          f"(image_bytes string [n] -> enhanced_bytes {fv.image_format})")
-  else:
-    generator = factory.load_generator(fv.model)
-    try:
-      written = interop.export_tflite(generator, fv.out, fv.overwrite)
-    except interop.OutputExists as e:
-      raise DpedError(f"{e} (pass --overwrite to replace it)") from None
-    for kind, (path, size) in written.items():
-      print(f"TFLite {kind}: {path} ({_mb(size)}), input [batch, height, width, 3] dynamic")
+  if fmt == "saved_model":
+    _export_saved_model(fv)
+    return
+  generator = factory.load_generator(fv.model)
+  calibration = None
+  if int8:
+    calibration, source = quantization.calibration_patches(fv.calibration_dir,
+                                                           fv.calibration_patches)
+    note = "" if fv.calibration_dir else "no --calibration_dir: "
+    print(f"int8: {note}calibrating on {len(calibration)} patches of {source}")
+  try:
+    written = formats.export_files(generator, fv.out, fmt, precisions, calibration,
+                                   fv.overwrite)
+  except served.OutputExists as e:
+    raise DpedError(f"{e} (pass --overwrite to replace it)") from None
+  for label, (path, size) in written.items():
+    print(f"{label}: {path} ({_mb(size)}), input images [batch, height, width, 3] dynamic")
