@@ -6,6 +6,7 @@
   a query parameter (answered with an HttpOnly SameSite=Strict cookie, and for a GET a
   redirect to the same address without it) and then carried by the cookie. The study
   gates all of its pages with the access token and /results with a second, results token.
+- `RequestLimits`: ASGI middleware refusing over-long addresses and header sections.
 - `Sessions`: ASGI middleware giving every browser a random session cookie;
   `csrf_token(request)` is an HMAC of it under a server secret, put in every form (hidden
   field) and page (for the upload's header); `csrf_ok` checks what a POST or PUT sent.
@@ -23,6 +24,8 @@ from starlette.responses import PlainTextResponse
 from starlette.responses import RedirectResponse
 
 SESSION_COOKIE = "dped_session"
+MAX_URL_BYTES = 4096  # longer: 414
+MAX_HEADER_BYTES = 16384  # all headers together; more: 431
 MAX_TOKEN_CHARS = 256
 TOKEN_COOKIE_DAYS = 30
 
@@ -106,6 +109,22 @@ class TokenGate:
                                    status_code=403)(scope, receive, send)
 
 
+class RequestLimits:
+  """Refuses over-long addresses (414) and header sections (431) before anything reads
+  them (uvicorn's parser takes a large header section that arrives in one piece)."""
+
+  def __init__(self, app):
+    self.app = app
+
+  async def __call__(self, scope, receive, send):
+    if scope["type"] == "http":
+      if len(scope.get("raw_path") or b"") + len(scope["query_string"]) > MAX_URL_BYTES:
+        return await PlainTextResponse("address too long", 414)(scope, receive, send)
+      if sum(len(k) + len(v) for k, v in scope["headers"]) > MAX_HEADER_BYTES:
+        return await PlainTextResponse("headers too large", 431)(scope, receive, send)
+    return await self.app(scope, receive, send)
+
+
 class Sessions:
   """Every request has `scope["state"]["session"]`: the browser's session cookie, or a
   new random one set on the response."""
@@ -136,11 +155,12 @@ def csrf_ok(request, secret, given):
 
 
 def wrap(app, token, results_token=None, results_prefix="/results"):
-  """`app` behind the session cookie, the access gate (with `token`) and the results
-  gate (with `results_token`); either gate is left out when its token is None."""
+  """`app` behind the request limits, the access gate (with `token`), the results gate
+  (with `results_token`) and the session cookie; either gate is left out when its token
+  is None."""
   app = Sessions(app)
   if results_token:
     app = TokenGate(app, results_token, "results_token", "dped_results", results_prefix)
   if token:
     app = TokenGate(app, token, "token", "dped_token")
-  return app
+  return RequestLimits(app)
