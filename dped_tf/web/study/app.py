@@ -10,6 +10,7 @@ import urllib.parse
 
 from dped_tf.web import pages  # first: a one-line error without the web extra
 from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect
 from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 from dped_tf.web import access
@@ -49,7 +50,7 @@ def create_app(the_study, store, token=None, results_token=None):
         "csrf": access.csrf_token(request, secret)})
 
   async def start(request):
-    form = _parse_form(await request.body(), ("csrf",))
+    form = _parse_form(await _read_body(request), ("csrf",))
     if form is None or not access.csrf_ok(request, secret, form["csrf"]):
       return PlainTextResponse("no valid CSRF token: reload the page", status_code=403)
     rater = rater_of(request)
@@ -79,7 +80,7 @@ def create_app(the_study, store, token=None, results_token=None):
     rater = rater_of(request)
     if rater is None:
       return PlainTextResponse("no rater: open / first", status_code=403)
-    form = _parse_form(await request.body(), ("csrf", "position", "side", "token"))
+    form = _parse_form(await _read_body(request), ("csrf", "position", "side", "token"))
     if form is None or not _vote_fields_ok(form):
       return PlainTextResponse("malformed vote", status_code=400)
     if not access.csrf_ok(request, secret, form["csrf"]):
@@ -121,10 +122,24 @@ def create_app(the_study, store, token=None, results_token=None):
   return access.wrap(app, token, results_token)
 
 
+async def _read_body(request):
+  """The request's body; None past MAX_FORM_BYTES (the rest is never read) or when the
+  client went away."""
+  body = b""
+  try:
+    async for chunk in request.stream():
+      body += chunk
+      if len(body) > MAX_FORM_BYTES:
+        return None
+  except ClientDisconnect:
+    return None
+  return body
+
+
 def _parse_form(body, names):
   """{name: value} from an urlencoded body with exactly the fields `names`, each once,
   else None."""
-  if len(body) > MAX_FORM_BYTES:
+  if body is None:
     return None
   try:
     fields = urllib.parse.parse_qs(body.decode("ascii"), strict_parsing=True,
