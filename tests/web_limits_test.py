@@ -234,7 +234,7 @@ class Rater(Client):
     def attempt():
       try:
         return self.request(method, path, body)
-      except OSError:  # the server is down: not yet
+      except (OSError, http.client.HTTPException):  # the server is down: not yet
         return None
     return wait_for(attempt, f"{method} {path}", every=0.02)
 
@@ -253,7 +253,7 @@ class Rater(Client):
         status = self.request("POST", "/vote", urllib.parse.urlencode({
             "position": fields["position"], "token": fields["token"], "side": side,
             "csrf": self.csrf}))[0]
-      except OSError:
+      except (OSError, http.client.HTTPException):
         continue  # killed meanwhile: recorded or not, the page will tell
       if status == 303:
         acknowledged.append((self.cookies["dped_rater"], int(fields["position"]), side))
