@@ -51,12 +51,7 @@ class Photo:
 def read_photo(path, size_check=None):
   """Reads `path` upright (EXIF orientation applied). Before decoding, refuses images
   for which `size_check(width, height, channel_bytes)` returns a reason (a string)."""
-  _check_readable(path)
-  try:
-    im = Image.open(path)
-  except Exception as e:
-    raise DpedError(f"{path}: not a readable image ({_first_line(e)})") from None
-  with im:
+  with _open(path) as im:
     width, height = im.size
     why = size_check and size_check(width, height, _channel_bytes(im))
     if why:
@@ -76,6 +71,21 @@ def read_photo(path, size_check=None):
   if _ORIENTATION in exif:
     exif[_ORIENTATION] = 1
   return Photo(pixels, alpha, exif.tobytes() if carry_exif and len(exif) else None, icc)
+
+
+def image_size(path):
+  """(width, height) from `path`'s header, nothing decoded; DpedError when `path` is not
+  a readable image (what `read_photo` would say)."""
+  with _open(path) as im:
+    return im.size
+
+
+def _open(path):
+  _check_readable(path)
+  try:
+    return Image.open(path)
+  except Exception as e:
+    raise DpedError(f"{path}: not a readable image ({_first_line(e)})") from None
 
 
 def read_rgb8(path):

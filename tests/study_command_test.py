@@ -41,6 +41,7 @@ def test_study_commands_do_not_import_tensorflow(tmp_path):
   result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=dict(os.environ), timeout=120)
   assert result.returncode == 0, result.stderr
-  assert "a-b-c: a won 0.667 of 3 choices" in result.stdout
+  assert "a-b-c: a won 0.6667 of 3 choices" in result.stdout
+  assert "a-b-c: a > b 1.0000 [n/a, n/a] (1 votes, 1 scenes)" in result.stdout
   with open(tmp_path / "out" / "results.csv") as f:
-    assert f.read().splitlines()[1] == "a-b-c,a > b,1.0000,nan,nan,1,1,"
+    assert f.read().splitlines()[1] == "a-b-c,a > b,1.0000,n/a,n/a,1,1,"

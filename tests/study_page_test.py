@@ -27,6 +27,7 @@ GRAY = {40 * (i + 1): name for i, name in enumerate(CLASSES)}  # write_study_fol
 SCENES = ("a<i>", "b", "c")
 # Generous, for a busy machine: each wait ends as soon as its condition holds.
 WAIT_S = 120
+RESULTS_TOKEN = "results-token-of-the-test"
 
 PIXEL_JS = """
 const img = arguments[0], c = document.createElement('canvas');
@@ -94,6 +95,7 @@ def study_server(tmp_path_factory):
   db = str(root / "votes.sqlite")
   process, url = webtools.start_server(
       "study", "--db", db, "--experiment", "phone,dped,dslr", "--experiment", "dped,pro,apple",
+      "--results_token", RESULTS_TOKEN,
       *[f"--class_dir={k}={v}" for k, v in folders.items()])
   yield url, db, root
   webtools.stop(process)
@@ -145,10 +147,17 @@ def test_two_raters_complete_a_study_by_clicking(study_server, tmp_path):
   driver = webtools.chromium()
   try:
     driver.get(url + "/results")
+    assert "results token" in driver.find_element(By.TAG_NAME, "body").text  # not a rater's
+    driver.get(f"{url}/results?results_token={RESULTS_TOKEN}")
+    assert driver.current_url == url + "/results"  # the token left the address bar
     cells = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
              for tr in driver.find_elements(By.CSS_SELECTOR, "table tr")]
+    chart_width = wait_until(driver, lambda d: d.execute_script(
+        "const img = document.getElementById('figure10');"
+        "return img.complete && img.naturalWidth"))
   finally:
     driver.quit()
+  assert chart_width == cv2.imread(str(out / "figure10.png")).shape[1]  # the same chart
   page = {(r[0], r[1]): r[2] for r in cells if r and ">" in r[1]}
   page.update({(r[0], f"{r[1]} (all choices)"): r[2] for r in cells if r and ">" not in r[1]})
   assert page == expected_rows

@@ -12,6 +12,7 @@ from absl import flags
 from dped_tf.errors import DpedError
 from dped_tf.lazy import lazy_import
 
+access = lazy_import("dped_tf.web.access")
 pages = lazy_import("dped_tf.web.pages")
 analysis = lazy_import("dped_tf.web.study.analysis")
 app = lazy_import("dped_tf.web.study.app")
@@ -28,7 +29,13 @@ def define_flags(fv):
                             "classes.", flag_values=fv)
   flags.DEFINE_string("db", "study.sqlite", "SQLite file of the votes (created if missing).",
                       flag_values=fv)
-  flags.DEFINE_string("host", "127.0.0.1", "Address to listen on.", flag_values=fv)
+  flags.DEFINE_string("host", "127.0.0.1", "Address to listen on; anything but loopback "
+                      "needs --token (generated and printed when not given).", flag_values=fv)
+  flags.DEFINE_string("token", None, "Access token for every page (raters open /?token=T "
+                      "once; a cookie carries it after).", flag_values=fv)
+  flags.DEFINE_string("results_token", None, "Token for /results and /results.csv, never "
+                      "given to raters (generated and printed when not given).",
+                      flag_values=fv)
   flags.DEFINE_integer("port", 8000, "Port to listen on.", lower_bound=1, upper_bound=65535,
                        flag_values=fv)
   flags.DEFINE_bool("results", False, "Write the results of --db into --out and exit.",
@@ -54,10 +61,17 @@ def main(fv, argv):
     folders[name] = folder
   experiments = [e.split(",") for e in fv.experiment] or None
   the_study = design.Study.from_folders(folders, experiments)
-  study_app = app.create_app(the_study, store.VoteStore(fv.db))
+  token, generated = access.token_for(fv.host, fv.token)
+  results_token = fv.results_token or access.new_token()
+  if results_token == token:
+    raise DpedError("--results_token: give it a value other than --token's")
+  study_app = app.create_app(the_study, store.VoteStore(fv.db), token, results_token)
   print(f"{len(the_study.experiments)} experiments, {len(the_study.scenes)} scenes, "
         f"{len(the_study.questions())} questions per rater; votes in {fv.db}")
-  pages.run_server(study_app, fv.host, fv.port)
+  pages.run_server(study_app, fv.host, fv.port, token, generated,
+                   [("results (for you, not the raters)",
+                     f"/results?{f'token={token}&' if token else ''}"
+                     f"results_token={results_token}")])
   return 0
 
 
@@ -70,11 +84,12 @@ def _write_results(fv):
   os.makedirs(fv.out, exist_ok=True)
   analysis.write_csv(os.path.join(fv.out, "results.csv"), pairs, classes)
   charts.plot_figure10(os.path.join(fv.out, "figure10.png"), pairs, classes)
+  n = analysis.number
   for r in pairs:
-    print(f"{r.experiment}: {r.first} > {r.second} {r.fraction:.3f} "
-          f"[{r.ci_low:.3f}, {r.ci_high:.3f}] ({r.votes} votes, {r.scenes} scenes)")
+    print(f"{r.experiment}: {r.first} > {r.second} {n(r.fraction)} "
+          f"[{n(r.ci_low)}, {n(r.ci_high)}] ({r.votes} votes, {r.scenes} scenes)")
   for r in classes:
-    print(f"{r.experiment}: {r.name} won {r.share:.3f} of {r.votes} choices, "
-          f"Bradley-Terry {r.bradley_terry:.3f}")
+    print(f"{r.experiment}: {r.name} won {n(r.share)} of {r.votes} choices, "
+          f"Bradley-Terry {n(r.bradley_terry)}")
   print(f"{len(votes)} votes -> {fv.out}/results.csv, {fv.out}/figure10.png")
   return 0

@@ -5,6 +5,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 from selenium import webdriver
@@ -17,9 +18,10 @@ def free_port():
     return s.getsockname()[1]
 
 
-def start_server(*args, env=None, timeout=120):
-  """`dped-tf ARGS --port P` in a subprocess; returns (process, base url) once it answers."""
-  port = free_port()
+def start_server(*args, env=None, timeout=120, port=None):
+  """`dped-tf ARGS --port P` (P: `port` or a free one) in a subprocess; returns (process,
+  base url) once it answers."""
+  port = port or free_port()
   env = dict(os.environ, **(env or {}))
   process = subprocess.Popen([sys.executable, "-m", "dped_tf.cli", *args, "--port", str(port)],
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -30,6 +32,8 @@ def start_server(*args, env=None, timeout=120):
       raise RuntimeError(f"server exited: {process.stdout.read().decode()}")
     try:
       urllib.request.urlopen(url + "/static/style.css", timeout=2).close()
+      return process, url
+    except urllib.error.HTTPError:  # answers, behind a token
       return process, url
     except OSError:
       time.sleep(0.2)

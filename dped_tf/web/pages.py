@@ -27,7 +27,15 @@ def static_mount():
   return Mount("/static", StaticFiles(directory=os.path.join(HERE, "static")), name="static")
 
 
-def run_server(app, host, port):
-  """Serves `app` until interrupted; prints the address first."""
-  print(f"serving on http://{host}:{port}/ (Ctrl-C stops)", flush=True)
+def run_server(app, host, port, token=None, generated=False, links=()):
+  """Serves `app` until interrupted; prints the address first (with the access token,
+  said to be generated when it was) and the `links` ((what, path) pairs)."""
+  query = f"?token={token}" if token else ""
+  print(f"serving on http://{host}:{port}/{query} (Ctrl-C stops)", flush=True)
+  if generated:
+    print(f"{host} is not loopback: every request needs the access token {token} "
+          f"(generated; give --token to choose it). Put a TLS reverse proxy in front of a "
+          f"public address.", flush=True)
+  for what, path in links:
+    print(f"{what}: http://{host}:{port}{path}", flush=True)
   uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -33,6 +33,7 @@
     $("bar").removeAttribute("value");
     const xhr = new XMLHttpRequest();
     xhr.open("PUT", "/upload?name=" + encodeURIComponent(file.name));
+    xhr.setRequestHeader("X-CSRF-Token", document.querySelector("main").dataset.csrf);
     xhr.upload.onprogress = function (e) {
       if (e.lengthComputable) {
         $("bar").value = Math.round(100 * e.loaded / e.total);
@@ -42,7 +43,12 @@
     xhr.onload = function () {
       let reply = {};
       try { reply = JSON.parse(xhr.responseText); } catch (e) { reply = {error: xhr.statusText}; }
-      if (xhr.status !== 200) { $("status").textContent = ""; fail(reply.error); return; }
+      if (xhr.status !== 200) {
+        const retry = xhr.getResponseHeader("Retry-After");
+        $("status").textContent = "";
+        fail(reply.error + (retry ? " (in about " + retry + " s)" : ""));
+        return;
+      }
       $("bar").removeAttribute("value");
       poll(reply.job);
     };

@@ -111,17 +111,28 @@ def bradley_terry(classes, outcomes, iterations=10000, tol=1e-12):
   return dict(zip(classes, p))
 
 
+def number(x):
+  """How the results show a fraction or score: 4 decimals, "n/a" for an interval that
+  cannot be computed (nan: a pair seen on fewer than two scenes)."""
+  return "n/a" if math.isnan(x) else f"{x:.4f}"
+
+
 def write_csv(path, pairs, classes):
+  """`csv_text` into `path`, atomically."""
+  fileio.atomic_write_bytes(path, csv_text(pairs, classes).encode())
+
+
+def csv_text(pairs, classes):
   """One row per pair (fraction of wins of `first`) and per class (share of all
-  choices, Bradley-Terry score)."""
+  choices, Bradley-Terry score), numbers as `number` writes them."""
   buf = io.StringIO()
   w = csv.writer(buf, lineterminator="\n")
   w.writerow(["experiment", "comparison", "fraction", "ci_low", "ci_high", "votes", "scenes",
               "bradley_terry"])
   for r in pairs:
-    w.writerow([r.experiment, f"{r.first} > {r.second}", f"{r.fraction:.4f}",
-                f"{r.ci_low:.4f}", f"{r.ci_high:.4f}", r.votes, r.scenes, ""])
+    w.writerow([r.experiment, f"{r.first} > {r.second}", number(r.fraction),
+                number(r.ci_low), number(r.ci_high), r.votes, r.scenes, ""])
   for r in classes:
-    w.writerow([r.experiment, f"{r.name} (all choices)", f"{r.share:.4f}", "", "", r.votes,
-                "", f"{r.bradley_terry:.4f}"])
-  fileio.atomic_write_bytes(path, buf.getvalue().encode())
+    w.writerow([r.experiment, f"{r.name} (all choices)", number(r.share), "", "", r.votes,
+                "", number(r.bradley_terry)])
+  return buf.getvalue()

@@ -12,7 +12,12 @@ from dped_tf import fileio
 
 
 def plot_figure10(path, pairs, classes):
-  """Figure-10-style bars: per experiment, one stacked bar per pair (the two classes'
+  """`figure10_png` into `path`, atomically."""
+  fileio.atomic_write_bytes(path, figure10_png(pairs, classes))
+
+
+def figure10_png(pairs, classes):
+  """PNG bytes of the Figure-10-style bars: per experiment, one stacked bar per pair (the two classes'
   fractions of wins, with the 95% interval) and one for the shares of all choices."""
   experiments = sorted({r.experiment for r in classes})
   names = list(dict.fromkeys(r.name for r in classes))
@@ -48,4 +53,4 @@ def plot_figure10(path, pairs, classes):
   fig.tight_layout(rect=(0, 0, 1, 0.92))
   buf = io.BytesIO()
   fig.savefig(buf, format="png", dpi=120)
-  fileio.atomic_write_bytes(path, buf.getvalue())
+  return buf.getvalue()

@@ -5,6 +5,7 @@ server killed at any moment loses no vote a rater saw accepted.
 """
 
 import os
+import secrets
 import sqlite3
 import threading
 import time
@@ -28,6 +29,9 @@ CREATE TABLE IF NOT EXISTS votes (
   time REAL NOT NULL,
   position INTEGER NOT NULL,
   UNIQUE (rater, position));
+CREATE TABLE IF NOT EXISTS settings (
+  name TEXT PRIMARY KEY,
+  value TEXT NOT NULL);
 """
 
 
@@ -51,6 +55,14 @@ class VoteStore:
   def _fetch(self, sql, args=()):
     with self.lock:
       return self.db.execute(sql, args).fetchall()
+
+  def secret(self):
+    """The study's server secret (for CSRF tokens), made on first use and kept in the
+    database, so pages served before a restart stay valid after it."""
+    with self.lock:
+      self.db.execute("INSERT OR IGNORE INTO settings VALUES ('secret', ?)",
+                      (secrets.token_hex(32),))
+      return self.db.execute("SELECT value FROM settings WHERE name = 'secret'").fetchone()[0]
 
   def add_rater(self, rater):
     with self.lock:
