@@ -1,5 +1,6 @@
 """Pipeline options and counters shared by the Beam pipelines of `dped_tf.pipelines`."""
 
+import logging
 import os
 
 import apache_beam as beam
@@ -36,6 +37,7 @@ def pipeline_options(beam_args):
 def run(pipeline):
   """Runs `pipeline` to the end; returns its result, or raises a DpedError when the
   runner does not report it done."""
+  logging.getLogger("apache_beam").setLevel(logging.WARNING)  # the runner's start-up lines
   result = pipeline.run()
   state = result.wait_until_finish()
   if state not in (None, beam.runners.runner.PipelineState.DONE):
