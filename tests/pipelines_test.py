@@ -15,12 +15,23 @@ from skimage import data as skdata
 import tensorflow as tf
 
 from dped_tf import cli
+from dped_tf.errors import DpedError
+from dped_tf.pipelines import running
 from dped_tf.testing.models import random_weights_model
 from dped_tf.testing.photo_pairs import known_homography, synthetic_phone
 from dped_tf.testing.photos import smooth_photo
 
 BEAM = ["--", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
 SKIMAGE_DATA = os.path.dirname(skdata.__file__)
+
+
+def test_beam_options_default_to_the_direct_runner_and_refuse_unknown_ones():
+  options = running.pipeline_options(["--direct_num_workers=3"]).get_all_options()
+  assert options["runner"] == "DirectRunner"
+  assert options["direct_running_mode"] == "multi_processing"
+  assert options["direct_num_workers"] == 3
+  with pytest.raises(DpedError, match="--direct_num_worker$"):
+    running.pipeline_options(["--direct_num_worker=2"])
 
 
 def _png_bomb(path, side=100000):

@@ -1,7 +1,8 @@
 """`dped-tf enhance ... --beam`: a photo archive enhanced by an Apache Beam pipeline
 (docs/method.md §7; README "At scale").
 
-Each worker loads the generator once (`DoFn.setup`) and runs every photo through
+Each worker loads the generator once (`DoFn.setup`; a model on another file system is
+copied to the worker first) and runs every photo through
 `enhancement.photo.enhance_file`, the per-photo function of `dped-tf enhance`, so a photo
 comes out byte for byte as that command writes it, whole or in exact tiles within the
 worker's memory budget. Inputs are file patterns of Beam's file systems (local paths
@@ -29,6 +30,7 @@ from dped_tf.pipelines import running
 
 photo = lazy_import("dped_tf.enhancement.photo")
 memory = lazy_import("dped_tf.enhancement.memory")
+factory = lazy_import("dped_tf.modeling.factory")
 tf = lazy_import("tensorflow")
 
 DEAD_LETTER = "dead_letter.txt"
@@ -63,6 +65,13 @@ def input_patterns(inputs):
   return patterns, missing
 
 
+def _copy(source, local_path):
+  """Copies a file of any of Beam's file systems to a local path."""
+  with FileSystems.open(source, compression_type=CompressionTypes.UNCOMPRESSED) as f, \
+      open(local_path, "wb") as g:
+    shutil.copyfileobj(f, g)
+
+
 class EnhancePhotos(beam.DoFn):
   """(target, [input paths]) -> the enhanced target's (path, target, pixels); dead
   letters ("path: reason") on the `dead_letter` output. `inference`: the keyword
@@ -77,7 +86,13 @@ class EnhancePhotos(beam.DoFn):
     self._counters = {name: running.counter(name) for name in COUNTERS}
 
   def setup(self):
-    self._enhancer, self._settings = photo.load_enhancer(**self._inference)
+    inference = dict(self._inference)
+    if not is_local(inference["model"]):  # Keras loads a local file
+      self._model_dir = tempfile.TemporaryDirectory()
+      inference["model"] = os.path.join(self._model_dir.name,
+                                        os.path.basename(self._inference["model"]))
+      _copy(self._inference["model"], inference["model"])
+    self._enhancer, self._settings = photo.load_enhancer(**inference)
 
   def process(self, element):
     target, paths = element
@@ -119,9 +134,7 @@ class EnhancePhotos(beam.DoFn):
         local_out = os.path.join(tmp, "out", os.path.basename(target))
         os.makedirs(os.path.dirname(local_in))
         os.makedirs(os.path.dirname(local_out))
-        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f, \
-            open(local_in, "wb") as g:
-          shutil.copyfileobj(f, g)
+        _copy(path, local_in)
         try:
           _, after = photo.enhance_file(local_in, local_out, self._enhancer,
                                         self._settings, self._quality)
@@ -174,6 +187,10 @@ def run(inputs, out_dir, inference, ext=None, quality=95, overwrite=False, beam_
   """Enhances every photo of `inputs` (photos, folders, Beam file patterns) into
   `out_dir` with a Beam pipeline (`running.pipeline_options(beam_args)`); `inference`:
   the keyword arguments of `enhancement.photo.load_enhancer`. Returns an ArchiveRun."""
+  if is_local(inference["model"]):
+    factory.load_generator(inference["model"])  # a bad model: one line, before any worker
+  elif not FileSystems.exists(inference["model"]):
+    raise DpedError(f"{inference['model']}: model file not found")
   patterns, missing = input_patterns(inputs)
   if is_local(out_dir):
     os.makedirs(out_dir, exist_ok=True)
