@@ -193,6 +193,8 @@ def run(inputs, out_dir, inference, ext=None, quality=95, overwrite=False, beam_
     raise DpedError(f"{inference['model']}: model file not found")
   patterns, missing = input_patterns(inputs)
   if is_local(out_dir):
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+      raise DpedError(f"{out_dir}: output path exists and is not a folder")
     os.makedirs(out_dir, exist_ok=True)
   start = time.perf_counter()
   pipeline = beam.Pipeline(options=running.pipeline_options(beam_args))
