@@ -9,8 +9,8 @@ a user meets it), with a check that the outputs are the same bytes; then pairs/s
 `dped-tf align` (which runs `prepare`'s conversion) against `dped-tf align --beam` on
 synthetic phone/DSLR pairs of scikit-image photos with a known homography.
 
-  python experiments/bench_beam.py [--photos 16] [--pairs 8] [--workers 2]
-      [--size 720x1280] [--precision auto]
+  python experiments/bench_beam.py [--photos 12] [--pairs 32] [--workers 2]
+      [--size 720x1280] [--precision auto]      (--photos 0: the dataset rows only)
 
 The generator has He-scaled random weights (dped_tf/testing/models.py): its speed is
 that of a trained one of the same kind.
@@ -62,10 +62,43 @@ def write_pairs(folder, count):
   return path
 
 
+def bench_enhance(args, work, height, width, beam):
+  """The enhance rows: the command, then --beam with default and with 1 thread."""
+  rows = []
+  model = os.path.join(work, "g.keras")
+  random_weights_model().save(model)
+  folder = os.path.join(work, "in")
+  os.makedirs(folder)
+  for i in range(args.photos):
+    cv2.imwrite(os.path.join(folder, f"p{i}.jpg"),
+                smooth_photo(height, width, seed=i)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
+  common = [folder, "--model", model, "--precision", args.precision]
+  runs = {"dped-tf enhance FOLDER": [],
+          "--beam": ["--beam", *beam],
+          "--beam --threads 1": ["--beam", "--threads", "1", *beam]}
+  outs = {}
+  for label, extra in runs.items():
+    outs[label] = os.path.join(work, f"out{len(outs)}")
+    seconds = dped_tf("enhance", *common, "--out", outs[label], *extra)
+    rows.append((label, args.photos / seconds, args.photos * height * width / 1e6 / seconds,
+                 seconds))
+  names = sorted(os.listdir(outs["dped-tf enhance FOLDER"]))
+  same = {label: len(filecmp.cmpfiles(outs["dped-tf enhance FOLDER"], out, names,
+                                      shallow=False)[0]) for label, out in outs.items()}
+  assert same["--beam"] == args.photos, "--beam: outputs differ from dped-tf enhance's"
+  print(f"\nenhance: {args.photos} JPEGs of {width}x{height}, precision {args.precision}; "
+        "'same': outputs byte-identical to dped-tf enhance's (the same flags give the "
+        "same bytes; another --threads changes oneDNN's summation order)")
+  print(f"{'run':<26} {'photos/s':>9} {'MPix/s':>8} {'wall s':>8} {'ratio':>6} {'same':>5}")
+  for label, photos_s, mpix_s, seconds in rows:
+    print(f"{label:<26} {photos_s:>9.3f} {mpix_s:>8.3f} {seconds:>8.1f} "
+          f"{photos_s / rows[0][1]:>6.2f} {same[label]:>5}")
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--photos", type=int, default=16, help="photos in the folder")
-  parser.add_argument("--pairs", type=int, default=8, help="photo pairs to align")
+  parser.add_argument("--photos", type=int, default=12, help="photos in the folder (0: none)")
+  parser.add_argument("--pairs", type=int, default=32, help="photo pairs to align")
   parser.add_argument("--workers", type=int, default=2, help="DirectRunner workers")
   parser.add_argument("--size", default="720x1280", help="photo size, HxW")
   parser.add_argument("--precision", default="auto", help="as enhance's --precision")
@@ -75,37 +108,9 @@ def main():
           f"--direct_num_workers={args.workers}"]
   print(f"CPU: {precision.cpu_model()}, {os.cpu_count()} cores; {args.workers} Beam workers "
         "(DirectRunner, multi-processing); every row a fresh process, start-up included")
-  rows = []
   with tempfile.TemporaryDirectory() as work:
-    model = os.path.join(work, "g.keras")
-    random_weights_model().save(model)
-    folder = os.path.join(work, "in")
-    os.makedirs(folder)
-    for i in range(args.photos):
-      cv2.imwrite(os.path.join(folder, f"p{i}.jpg"),
-                  smooth_photo(height, width, seed=i)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
-    common = [folder, "--model", model, "--precision", args.precision]
-    runs = {"dped-tf enhance FOLDER": [],
-            "--beam": ["--beam", *beam],
-            "--beam --threads 1": ["--beam", "--threads", "1", *beam]}
-    outs = {}
-    for label, extra in runs.items():
-      outs[label] = os.path.join(work, f"out{len(outs)}")
-      seconds = dped_tf("enhance", *common, "--out", outs[label], *extra)
-      rows.append((label, args.photos / seconds, args.photos * height * width / 1e6 / seconds,
-                   seconds))
-    names = sorted(os.listdir(outs["dped-tf enhance FOLDER"]))
-    same = {label: len(filecmp.cmpfiles(outs["dped-tf enhance FOLDER"], out, names,
-                                        shallow=False)[0]) for label, out in outs.items()}
-    assert same["--beam"] == args.photos, "--beam: outputs differ from dped-tf enhance's"
-    print(f"\nenhance: {args.photos} JPEGs of {width}x{height}, precision {args.precision}; "
-          "'same': outputs byte-identical to dped-tf enhance's (the same flags give the "
-          "same bytes; another --threads changes oneDNN's summation order)")
-    print(f"{'run':<26} {'photos/s':>9} {'MPix/s':>8} {'wall s':>8} {'ratio':>6} {'same':>5}")
-    for label, photos_s, mpix_s, seconds in rows:
-      print(f"{label:<26} {photos_s:>9.3f} {mpix_s:>8.3f} {seconds:>8.1f} "
-            f"{photos_s / rows[0][1]:>6.2f} {same[label]:>5}")
-
+    if args.photos:
+      bench_enhance(args, work, height, width, beam)
     csv_path = write_pairs(os.path.join(work, "pairs"), args.pairs)
     align = ["align", f"--pairs_csv={csv_path}", "--phone=bench", "--patch_size=100"]
     align_s = dped_tf(*align, f"--out={os.path.join(work, 'a')}", f"--workers={args.workers}")
