@@ -155,7 +155,7 @@ def test_threads_see_the_module_only_once_it_has_run(run):
       """)
 
 
-def test_help_of_every_command_runs_no_tensorflow_or_keras():
+def test_help_of_every_command_runs_no_tensorflow_keras_or_beam():
   code = textwrap.dedent("""
       import contextlib, io, sys
       from dped_tf import cli
@@ -166,7 +166,7 @@ def test_help_of_every_command_runs_no_tensorflow_or_keras():
           assert cli.main(["dped-tf", name, "--help"]) == 0, name
       assert "import-checkpoint" in out.getvalue() and "--phone" in out.getvalue()
       ran = [m for m in sys.modules
-             if m.split(".")[0] in ("tensorflow", "keras") and is_loaded(m)]
+             if m.split(".")[0] in ("tensorflow", "keras", "apache_beam") and is_loaded(m)]
       print(ran)
       """)
   proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

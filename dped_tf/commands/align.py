@@ -12,6 +12,8 @@ align = lazy_import("dped_tf.dataloaders.align")
 alignment = lazy_import("dped_tf.dataloaders.alignment")
 keras = lazy_import("keras")
 tfrecords = lazy_import("dped_tf.dataloaders.tfrecords")
+pipelines = lazy_import("dped_tf.pipelines")
+build_dataset = lazy_import("dped_tf.pipelines.build_dataset")
 
 
 def define_flags(fv):
@@ -45,6 +47,11 @@ def define_flags(fv):
   flags.DEFINE_bool("tfrecords", True, "Also convert the patches to TFRecords.",
                     flag_values=fv)
   flags.DEFINE_bool("overwrite", False, "Replace an existing <out>/<phone>.", flag_values=fv)
+  flags.DEFINE_bool("beam", False, "Run as an Apache Beam pipeline (the beam extra) straight "
+                    "to <out>/<phone>/tfrecords (no patch folders), "
+                    "align_report.json and the full-size test photos. DirectRunner with one "
+                    "worker per core unless Beam options after -- say otherwise "
+                    "(-- --runner=... --direct_num_workers=N).", flag_values=fv)
   flags.mark_flags_as_required(["phone", "out"], flag_values=fv)
 
 
@@ -61,8 +68,29 @@ def print_report(report):
           f"{p['outside']:>4}  {'SKIPPED: ' if p['status'] == 'skipped' else ''}{p['reason']}")
 
 
+def _main_beam(fv, argv, pairs, cfg):
+  """`--beam`: the pairs through `dped_tf.pipelines.build_dataset`; `argv`: Beam's options."""
+  pipelines.require_beam()
+  if not fv.tfrecords:
+    raise DpedError("--beam writes TFRecords only (drop --notfrecords)")
+  report, counts = build_dataset.run(pairs, fv.out, fv.phone, cfg, argv, fv.overwrite,
+                                     os.path.abspath(fv.pairs_csv or fv.phone_dir),
+                                     fv.pairs_per_shard)
+  print_report(report)
+  root = os.path.join(fv.out, fv.phone)
+  patches = report["patches"]
+  print(f"{counts['aligned']} photo pairs aligned, {counts['skipped']} skipped "
+        f"({counts['failed']} unreadable); patch pairs: {patches['train']} train, "
+        f"{patches['test']} test, in {os.path.join(root, 'tfrecords')} "
+        f"(report: {os.path.join(root, align.REPORT)})")
+  if not (patches["train"] and patches["test"]):
+    print("a split has no patch pairs: add photo pairs, set --test_fraction, or give "
+          "splits in --pairs_csv")
+  return 0
+
+
 def main(fv, argv):
-  if argv:
+  if argv and not (fv.beam and all(a.startswith("--") for a in argv)):
     raise DpedError(f"unexpected arguments: {' '.join(argv)}")
   if bool(fv.pairs_csv) == bool(fv.phone_dir or fv.dslr_dir):
     raise DpedError("give either --pairs_csv or both --phone_dir and --dslr_dir")
@@ -76,6 +104,8 @@ def main(fv, argv):
                               min_ncc=fv.min_ncc, ratio=fv.ratio,
                               min_matches=fv.min_matches, detect_size=fv.detect_size)
   print(f"aligning {len(pairs)} photo pairs")
+  if fv.beam:
+    return _main_beam(fv, argv, pairs, cfg)
   report = align.align_photos(pairs, fv.out, fv.phone, cfg, fv.workers or None,
                               fv.overwrite, keras.utils.Progbar(len(pairs), unit_name="photo"))
   print_report(report)

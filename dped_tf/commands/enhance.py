@@ -14,11 +14,11 @@ from dped_tf.lazy import lazy_import
 np = lazy_import("numpy")
 tf = lazy_import("tensorflow")
 image_io = lazy_import("dped_tf.image_io")
-executor = lazy_import("dped_tf.enhancement.executor")
 memory = lazy_import("dped_tf.enhancement.memory")
 photos = lazy_import("dped_tf.enhancement.photo")
 storage = lazy_import("dped_tf.enhancement.storage")
-factory = lazy_import("dped_tf.modeling.factory")
+pipelines = lazy_import("dped_tf.pipelines")
+enhance_archive = lazy_import("dped_tf.pipelines.enhance_archive")
 
 MODES = ("auto", "whole", "tiled")
 
@@ -35,6 +35,11 @@ def define_flags(fv):
                     flag_values=fv)
   flags.DEFINE_bool("side_by_side", False, "Also write <name>_compare.<ext>: before | after.",
                     flag_values=fv)
+  flags.DEFINE_bool("beam", False, "Run as an Apache Beam pipeline (the beam extra): "
+                    "INPUTs may be Beam file patterns (gs://...); a rerun skips photos "
+                    "already enhanced; bad photos go to <out>/dead_letter.txt. DirectRunner "
+                    "with one worker per core unless Beam options after -- say otherwise "
+                    "(-- --runner=... --direct_num_workers=N).", flag_values=fv)
   define_inference_flags(fv)
   flags.mark_flag_as_required("model", flag_values=fv)
   flags.mark_flag_as_required("out", flag_values=fv)
@@ -62,35 +67,15 @@ def define_inference_flags(fv):
                        flag_values=fv)
 
 
-def collect_inputs(args):
-  """Files named and image files inside folders named, in order; (files, missing)."""
-  files, missing = [], []
-  for arg in args:
-    if os.path.isdir(arg):
-      for name in sorted(os.listdir(arg)):
-        path = os.path.join(arg, name)
-        if (not name.startswith(".") and os.path.isfile(path)
-            and os.path.splitext(name)[1].lower() in image_io.INPUT_EXTENSIONS):
-          files.append(path)
-    elif os.path.exists(arg):
-      files.append(arg)
-    else:
-      missing.append(f"{arg}: no such file or folder")
-  return files, missing
-
-
-def output_path(path, out_dir, ext):
-  stem = os.path.splitext(os.path.basename(path))[0]
-  return os.path.join(out_dir, stem + image_io.output_extension(path, ext))
-
-
 def main(fv, argv):
   if not argv:
     raise DpedError("no input photos or folders given")
   if fv.ext and "." + fv.ext.lstrip(".").lower() not in image_io.OUTPUT_EXTENSIONS:
     raise DpedError(f"unsupported output format {fv.ext!r} (use "
                     f"{', '.join(image_io.OUTPUT_EXTENSIONS)})")
-  files, failures = collect_inputs(argv)
+  if fv.beam:
+    return _main_beam(fv, argv)
+  files, failures = photos.collect_inputs(argv)
   if not files and not failures:
     raise DpedError(f"no image files in {' '.join(argv)}")
   if os.path.exists(fv.out) and not os.path.isdir(fv.out):
@@ -121,17 +106,40 @@ def main(fv, argv):
   return 0
 
 
+def _main_beam(fv, argv):
+  """`--beam`: the photos through `dped_tf.pipelines.enhance_archive`; the arguments
+  that start with -- are Beam's options."""
+  pipelines.require_beam()
+  if fv.side_by_side:
+    raise DpedError("--side_by_side is not written with --beam")
+  inputs = [a for a in argv if not a.startswith("--")]
+  if not inputs:
+    raise DpedError("no input photos or folders given")
+  done = enhance_archive.run(inputs, fv.out, inference_options(fv), fv.ext, fv.quality,
+                             fv.overwrite, [a for a in argv if a.startswith("--")],
+                             explain=with_flag_advice)
+  c = done.counters
+  print(f"{c['photos']} enhanced ({c['pixels'] / 1e6:.1f} MP) into {fv.out} in "
+        f"{done.seconds:.1f} s; {c['skipped']} already done, {c['refused']} refused, "
+        f"{c['failed']} failed")
+  if not done.dead_letters:
+    return 0
+  print(f"dead letters ({done.dead_letter_path}):", file=sys.stderr)
+  for line in done.dead_letters:
+    print(f"  {line}", file=sys.stderr)
+  return 1
+
+
 def load_enhancer(fv, keep_input=False):
-  """(Enhancer, MemorySettings) from the flags of `define_inference_flags`; `keep_input`:
-  the input's pixels stay in memory while the output is encoded (a comparison, a
-  preview), which the memory budget then counts."""
-  if fv.threads:
-    tf.config.threading.set_intra_op_parallelism_threads(fv.threads)
-  enhancer = executor.Enhancer(factory.load_generator(fv.model), fv.precision,
-                               jit_compile=fv.xla)
-  settings = memory.MemorySettings(enhancer.working_set, fv.max_memory * 2**20, fv.tile,
-                                   fv.mode, fv.tmp_dir, side_by_side=keep_input)
-  return enhancer, settings
+  """(Enhancer, MemorySettings) from the flags of `define_inference_flags`."""
+  return photos.load_enhancer(**inference_options(fv), keep_input=keep_input)
+
+
+def inference_options(fv):
+  """The keyword arguments of `enhancement.photo.load_enhancer` that the flags set."""
+  return dict(model=fv.model, precision=fv.precision, max_memory=fv.max_memory,
+              tile=fv.tile, mode=fv.mode, tmp_dir=fv.tmp_dir, threads=fv.threads,
+              xla=fv.xla)
 
 
 def with_flag_advice(error):
@@ -145,7 +153,7 @@ def with_flag_advice(error):
 
 
 def _enhance_one(path, enhancer, settings, planned, fv):
-  target = output_path(path, fv.out, fv.ext)
+  target = photos.output_path(path, fv.out, fv.ext)
   _check_target(path, target, planned, fv.overwrite)
   planned.add(os.path.abspath(target))
   before, after = photos.enhance_file(path, target, enhancer, settings, fv.quality)

@@ -82,23 +82,43 @@ def assign_splits(pairs, test_fraction, seed):
   return [(n, pp, dp, s or ("test" if n in test else "train")) for n, pp, dp, s in pairs]
 
 
-def _process(pair, tag, cfg, root, phone):
-  """Aligns one pair and writes its patches; returns the result without pixels."""
-  name, phone_path, dslr_path, split = pair
+def align_one(pair, cfg):
+  """The per-pair step of `dped-tf align` and of `dped_tf.pipelines.build_dataset`: reads
+  both photos of `pair` (name, phone_path, dslr_path, split) and aligns them; returns the
+  PairResult (with its patches) and the phone photo's pixels (None when unreadable)."""
   images = []
-  for path in (phone_path, dslr_path):
+  for path in pair[1:3]:
     try:
       images.append(image_io.read_rgb8(path))
     except DpedError:
-      return alignment.PairResult(reason=f"unreadable image: {path}")
-  result = alignment.align_pair(*images, cfg)
-  dped_folder.save_patches(root, phone, split, tag, result.patches)
-  if split == "test" and result.kept:
-    target = os.path.join(dped_folder.full_size_dir(root, phone), f"{name}.jpg")
-    if phone_path.lower().endswith((".jpg", ".jpeg")):
-      shutil.copyfile(phone_path, target)
-    else:
-      dped_folder.write_jpeg(target, images[0])
+      return alignment.PairResult(reason=f"unreadable image: {path}"), None
+  return alignment.align_pair(*images, cfg), images[0]
+
+
+def save_full_size(root, phone, pair, phone_image):
+  """Writes the phone photo of a test pair into the layout's full-size test photos (the
+  file itself when it is a JPEG)."""
+  name, phone_path = pair[:2]
+  target = os.path.join(dped_folder.full_size_dir(root, phone), f"{name}.jpg")
+  if phone_path.lower().endswith((".jpg", ".jpeg")):
+    shutil.copyfile(phone_path, target)
+  else:
+    dped_folder.write_jpeg(target, phone_image)
+
+
+def report_row(pair, result):
+  """The report's entry for one pair: its names, split and the result without pixels."""
+  name, phone_path, dslr_path, split = pair
+  return {"name": name, "phone": phone_path, "dslr": dslr_path, "split": split,
+          **result.report()}
+
+
+def _process(pair, tag, cfg, root, phone):
+  """Aligns one pair and writes its patches; returns the result without pixels."""
+  result, phone_image = align_one(pair, cfg)
+  dped_folder.save_patches(root, phone, pair[3], tag, result.patches)
+  if pair[3] == "test" and result.kept:
+    save_full_size(root, phone, pair, phone_image)
   result.patches = []
   return result
 
@@ -126,8 +146,7 @@ def align_photos(pairs, out_dir, phone, cfg=alignment.AlignConfig(), workers=Non
     report = {
         "config": dataclasses.asdict(cfg),
         "patches": counts,
-        "photos": [{"name": n, "phone": pp, "dslr": dp, "split": s, **r.report()}
-                   for (n, pp, dp, s), r in zip(pairs, results)],
+        "photos": [report_row(pair, r) for pair, r in zip(pairs, results)],
     }
     with open(os.path.join(tmp, phone, REPORT), "w") as f:
       json.dump(report, f, indent=1)

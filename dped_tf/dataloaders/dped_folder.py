@@ -48,10 +48,15 @@ def make_layout(root, phone):
   os.makedirs(full_size_dir(root, phone), exist_ok=True)
 
 
+def encode_jpeg(rgb):
+  """uint8 RGB pixels as the bytes of a JPEG of `JPEG_QUALITY` (through `image_io`)."""
+  return image_io.encode_photo(".jpg", image_io.Photo(rgb), JPEG_QUALITY)
+
+
 def write_jpeg(path, rgb):
-  """Writes uint8 RGB pixels as a JPEG of `JPEG_QUALITY` (through `image_io`)."""
+  """Writes uint8 RGB pixels as a JPEG of `JPEG_QUALITY`."""
   with open(path, "wb") as f:
-    f.write(image_io.encode_photo(".jpg", image_io.Photo(rgb), JPEG_QUALITY))
+    f.write(encode_jpeg(rgb))
 
 
 def save_patches(root, phone, split, tag, patches):
@@ -62,16 +67,26 @@ def save_patches(root, phone, split, tag, patches):
       write_jpeg(os.path.join(folder, f"{tag}_{j}.jpg"), patch)
 
 
+def first_indices(photos):
+  """The patch numbering of the layout: the index of each photo's first patch pair in
+  its split, consecutive in the order of `photos` [(tag, split, count)]; returns
+  ({tag: first index}, {split: pairs})."""
+  counts, first = {"train": 0, "test": 0}, {}
+  for tag, split, count in photos:
+    first[tag] = counts[split]
+    counts[split] += count
+  return first, counts
+
+
 def number_patches(root, phone, photos):
   """Renames `<tag>_<j>.jpg` to consecutive `<i>.jpg` per split, in the order of `photos`
-  [(tag, split, count)]; returns {split: pairs}."""
-  counts = {"train": 0, "test": 0}
+  [(tag, split, count)] (`first_indices`); returns {split: pairs}."""
+  first, counts = first_indices(photos)
   for tag, split, count in photos:
     for j in range(count):
       for folder in split_dirs(root, phone, split):
         os.replace(os.path.join(folder, f"{tag}_{j}.jpg"),
-                   os.path.join(folder, f"{counts[split]}.jpg"))
-      counts[split] += 1
+                   os.path.join(folder, f"{first[tag] + j}.jpg"))
   return counts
 
 

@@ -42,7 +42,8 @@ def check_patch(path, patch_size):
   return data, None
 
 
-def _example(index, phone_bytes, dslr_bytes):
+def example(index, phone_bytes, dslr_bytes):
+  """One pair's record: its `index` and the encoded bytes of both patches."""
   feature = {
       "index": tf.train.Feature(int64_list=tf.train.Int64List(value=[index])),
       "phone": tf.train.Feature(bytes_list=tf.train.BytesList(value=[phone_bytes])),
@@ -62,6 +63,11 @@ def _check_pair(pair, patch_size):
   return index, phone, dslr, None
 
 
+def shard_path(out_dir, split, shard, num_shards):
+  """The path of shard `shard` (from 0) of `num_shards` of a split."""
+  return os.path.join(out_dir, f"{split}-{shard:05d}-of-{num_shards:05d}.tfrecord")
+
+
 def write_split(pairs, out_dir, split, patch_size=100, pairs_per_shard=2000, threads=4):
   """Writes `pairs` [(index, phone_path, dslr_path)] as `<split>-KKKKK-of-NNNNN.tfrecord`.
 
@@ -73,14 +79,14 @@ def write_split(pairs, out_dir, split, patch_size=100, pairs_per_shard=2000, thr
   with concurrent.futures.ThreadPoolExecutor(threads) as pool:
     for shard in range(num_shards):
       chunk = pairs[shard * pairs_per_shard:(shard + 1) * pairs_per_shard]
-      path = os.path.join(out_dir, f"{split}-{shard:05d}-of-{num_shards:05d}.tfrecord")
+      path = shard_path(out_dir, split, shard, num_shards)
       tmp = f"{path}.tmp-{os.getpid()}"
       with tf.io.TFRecordWriter(tmp) as writer:
         for index, phone, dslr, why in pool.map(lambda p: _check_pair(p, patch_size), chunk):
           if why:
             bad.append(why)
           else:
-            writer.write(_example(index, phone, dslr))
+            writer.write(example(index, phone, dslr))
             written += 1
       os.replace(tmp, path)
       progress.update(min(len(pairs), (shard + 1) * pairs_per_shard))
