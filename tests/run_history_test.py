@@ -174,3 +174,17 @@ def test_evaluate_finds_the_sample_and_records_the_model(tmp_path):
   assert record["precision"]["requested"] == "auto"
   assert record["precision"]["used"] in ("float32", "bfloat16")
   assert record["results"]["g"]["patches"] == 4
+
+
+def test_the_vgg_error_names_the_way_on_and_its_cost(monkeypatch):
+  from dped_tf.modeling import vgg  # pylint: disable=import-outside-toplevel
+
+  def offline(weights):
+    raise Exception(f"URL fetch failure for {weights}\nmore")  # Keras' own kind
+  monkeypatch.setattr(vgg, "_keras_vgg19_weights", offline)
+  with pytest.raises(DpedError) as e:
+    vgg.load_content_network("imagenet")
+  message = str(e.value)
+  assert "\n" not in message and "--vgg_weights none" in message
+  assert "RANDOM VGG-19" in message and "not the paper's" in message
+  assert "--preset cpu_sample" in message

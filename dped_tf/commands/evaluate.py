@@ -24,7 +24,9 @@ def define_flags(fv):
                       flag_values=fv)
   flags.DEFINE_multi_string("compare", [], "More models for the same table: PATH or "
                             "LABEL=PATH (repeatable).", flag_values=fv)
-  flags.DEFINE_string("dped_dir", "data/dped", "Root of the DPED layout.", flag_values=fv)
+  flags.DEFINE_string("dped_dir", "data/dped", "Root of the DPED layout (left out and "
+                      "without <phone>: data/sample, from `dped-tf sample`, if there).",
+                      flag_values=fv)
   flags.DEFINE_string("tfrecords", None, "Read a `dped-tf prepare` folder instead of the "
                       "DPED layout.", flag_values=fv)
   flags.DEFINE_integer("batch_size", 50, "Patches per step; the released code's protocol "

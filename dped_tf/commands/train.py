@@ -21,7 +21,9 @@ run_lib = lazy_import("dped_tf.training.run")
 
 def define_flags(fv):
   configs.define_phone_flag(fv, "Phone to train for.")
-  flags.DEFINE_string("dped_dir", "data/dped", "Root of the DPED layout.", flag_values=fv)
+  flags.DEFINE_string("dped_dir", "data/dped", "Root of the DPED layout (left out and "
+                      "without <phone>: data/sample, from `dped-tf sample`, if there).",
+                      flag_values=fv)
   flags.DEFINE_string("tfrecord_dir", None, "TFRecords from `dped-tf prepare` (default "
                       "<dped_dir>/<phone>/tfrecords, converted on first use).", flag_values=fv)
   flags.DEFINE_string("model_dir", None, "Output folder (default runs/<phone>); one run "
