@@ -230,7 +230,7 @@ def write_run_json(run, cfg, source, warnings, vgg_source, data, start_step, cha
     segments = record.get("segments") or [{k: record[k] for k in SEGMENT_KEYS if k in record}]
   if segments and (segments[-1].get("start_step"), segments[-1].get("config")) == (
       start_step, segment["config"]):
-    segments.pop()
+    segment["changes"] = segment["changes"] or segments.pop().get("changes", [])
   fileio.atomic_write_bytes(run.path("run.json"), json.dumps(
       {**segment, "segments": segments + [segment]}, indent=1).encode())
 
