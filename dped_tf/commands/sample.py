@@ -55,7 +55,7 @@ def next_steps(out, phone):
   data = "" if out == locate.SAMPLE_DIR else f" --dped_dir {out}"
   model = f"runs/{phone}_sample"
   return "\n".join([
-      "Next, train on it (300 iterations: about 10 minutes on 2 CPU cores), evaluate, "
+      "Next, train on it (300 iterations: 6 to 11 minutes on 2 busy CPU cores), evaluate, "
       "enhance (README: Train on the sample):",
       f"  dped-tf train --phone {phone}{data} --preset cpu_sample --model_dir {model}",
       f"  dped-tf evaluate --phone {phone}{data} --model {model}/generator.keras",
