@@ -39,8 +39,10 @@ def define_train_flags(fv):
   `TrainConfig` option."""
   flags.DEFINE_enum("preset", None, list(configs.LOSS_PRESETS),
                     "Loss weights: 'reference' (released code), 'paper' (Eq. 8), 'srcnn', "
-                    "'johnson', 'demo' (color + MSE), 'demo_vgg'; default: the --model's own "
-                    "(dped: reference). The loss flags below override single weights.",
+                    "'johnson', 'demo' (color + MSE), 'demo_vgg', 'cpu_sample' (the demo's loss, "
+                    "sized for the sample on a 2-core CPU: --init identity, --batch_size 8, "
+                    "300 iterations, --precision auto); default: the --model's own "
+                    "(dped: reference). The flags below override single values.",
                     flag_values=fv)
   for field in option_fields(configs.LossConfig):
     _define(fv, field, None, f"{field.metadata['help']} Default: the --preset's "
@@ -51,9 +53,12 @@ def define_train_flags(fv):
 
 def train_config_from_flags(fv, **fixed):
   """The `TrainConfig` the flags describe: the preset's loss with the loss flags given
-  applied, then every `TrainConfig` option; `fixed` sets the other fields (phone).
+  applied, then every `TrainConfig` option (the preset's `PRESET_OPTIONS` where the flag
+  is not given); `fixed` sets the other fields (phone).
   ValueError where a value breaks a rule."""
-  options = {f.name: fv[f.name].value for f in option_fields(configs.TrainConfig)}
+  sized = configs.PRESET_OPTIONS.get(fv.preset, {})
+  options = {f.name: fv[f.name].value if fv[f.name].present or f.name not in sized
+             else sized[f.name] for f in option_fields(configs.TrainConfig)}
   loss = configs.LOSS_PRESETS[fv.preset or configs.MODEL_PRESETS[options["model"]]]
   overrides = {f.name: fv[f.name].value for f in option_fields(configs.LossConfig)
                if fv[f.name].value is not None}

@@ -132,8 +132,9 @@ def format_markdown(results):
   return "\n".join(lines)
 
 
-def to_json(phone, source, results):
-  return json.dumps({"phone": phone, "source": source, "results": results}, indent=1) + "\n"
+def to_json(phone, record, results):
+  """`record` (where the data and the models came from, the precision) and `results`."""
+  return json.dumps({"phone": phone, **record, "results": results}, indent=1) + "\n"
 
 
 def to_csv(phone, results):

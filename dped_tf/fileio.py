@@ -1,5 +1,6 @@
 """Atomic outputs: a reader never sees a half-written file, model or folder."""
 
+import hashlib
 import os
 import shutil
 
@@ -35,3 +36,12 @@ def publish_dir(tmp, final):
     os.replace(final, old)
   os.replace(tmp, final)
   shutil.rmtree(old, ignore_errors=True)
+
+
+def file_digest(path):
+  """The sha256 of the file at `path`, in hex."""
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()

@@ -145,14 +145,19 @@ def test_resumed_run_ignores_init_from_and_records_it(records, tmp_path):
   assert source["path"] == os.path.abspath(first) and source["used"]
   with open(os.path.join(run, "summary.md")) as f:
     assert os.path.abspath(first) in f.read()
-  # A file that would be refused is not even read: the run resumes from step 1.
+  # Another start file is another setting: refused, unless as a new segment; then a
+  # file that would be refused is not even read: the run resumes from step 1.
+  with pytest.raises(DpedError, match="init_from"):
+    loop.train(tiny(init_from=wrong, iterations=2, eval_every=1), records, run,
+               progress=False)
   loop.train(tiny(init_from=wrong, iterations=2, eval_every=1), records, run,
-                  callbacks=[FirstWeights()], progress=False)
+             callbacks=[FirstWeights()], progress=False, new_segment=True)
   for w, saved in zip(seen[2], seen[1]):  # starts where the first run ended
     np.testing.assert_array_equal(w, saved)
   with open(os.path.join(run, "run.json")) as f:
     record = json.load(f)
   assert record["start_step"] == 1 and not record["generator_source"]["init_from"]["used"]
+  assert [seg["config"]["init_from"] for seg in record["segments"]] == [first, wrong]
 
 
 def test_user_callback_receives_each_steps_losses(records, tmp_path):

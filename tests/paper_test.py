@@ -148,6 +148,11 @@ def test_loss_ablation_notebook(tmp_path):
   assert list(curves) == rows
   for label, c in curves.items():
     assert [step for step, _ in c["test/psnr"]] == [1, 2], label
-    for term in ("color", "content", "texture", "tv", "mse", "psnr"):
-      assert c[f"train/{term}"] and c[f"test/{term}"], (label, term)
+    on = {"color + content + texture": ("color", "content", "texture", "tv"),
+          "content + texture": ("content", "texture", "tv"),
+          "MSE + texture": ("texture", "mse"), "MSE": ("mse",)}[label]
+    for term in ("color", "content", "texture", "tv", "mse"):  # weight 0: not logged
+      assert bool(c.get(f"train/{term}")) == bool(c.get(f"test/{term}")) == (term in on), (
+          label, term)
+    assert c["train/psnr"] and c["test/psnr"], label
     assert all(math.isfinite(v) for points in c.values() for _, v in points)

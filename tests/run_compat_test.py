@@ -1,5 +1,6 @@
 """Model folders written by earlier versions (tests/fixtures/README.md) still load and resume."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -45,6 +46,13 @@ def test_a_v0_1_run_resumes_with_its_optimizer_state(tmp_path):
       capture_output=True, text=True, env=env, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "Resuming from step 2" in result.stdout
+  # The v0.1 record is kept as the run's first segment, this invocation's follows.
+  with open(os.path.join(FIXTURE, "run.json")) as f:
+    first = json.load(f)
+  with open(os.path.join(run, "run.json")) as f:
+    segments = json.load(f)["segments"]
+  assert segments[0] == first and segments[1]["start_step"] == 2
+  assert segments[1]["changes"] == [] and segments[1]["config"]["iterations"] == 3
   reader = tf.train.load_checkpoint(os.path.join(run, "checkpoints", "ckpt-3"))
   counters = {k.split("/")[0]: int(reader.get_tensor(k))
               for k in reader.get_variable_to_shape_map() if "iterations" in k}

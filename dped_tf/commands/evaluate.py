@@ -4,12 +4,14 @@ by the released code's protocol and per patch."""
 import os
 
 from absl import flags
+from absl import logging
 
 from dped_tf import precision
 from dped_tf.configs import RELEASED_HELP
 from dped_tf.configs import define_phone_flag
+from dped_tf.dataloaders import locate
 from dped_tf.errors import DpedError
-from dped_tf.fileio import atomic_write_bytes
+from dped_tf.fileio import atomic_write_bytes, file_digest
 from dped_tf.lazy import lazy_import
 
 evaluation = lazy_import("dped_tf.evaluation")
@@ -23,7 +25,9 @@ def define_flags(fv):
                       f"{RELEASED_HELP}.", flag_values=fv)
   flags.DEFINE_multi_string("compare", [], "More models for the same table: MODEL or "
                             "LABEL=MODEL (repeatable), MODEL as for --model.", flag_values=fv)
-  flags.DEFINE_string("dped_dir", "data/dped", "Root of the DPED layout.", flag_values=fv)
+  flags.DEFINE_string("dped_dir", "data/dped", "Root of the DPED layout (left out and "
+                      "without <phone>: data/sample, from `dped-tf sample`, if there).",
+                      flag_values=fv)
   flags.DEFINE_string("tfrecords", None, "Read a `dped-tf prepare` folder instead of the "
                       "DPED layout.", flag_values=fv)
   flags.DEFINE_integer("batch_size", 50, "Patches per step; the released code's protocol "
@@ -59,20 +63,33 @@ def main(fv, argv):
   specs = model_specs(fv.model, fv.compare)
   if not specs:
     raise DpedError("give a model (--model) or models to compare (--compare)")
+  if fv.tfrecords:
+    source, sample = fv.tfrecords, locate.sample_of(fv.tfrecords)
+  else:
+    source = locate.dped_dir_for(fv.dped_dir, fv.phone, fv["dped_dir"].present)
+    if not os.path.isdir(source):
+      raise locate.missing_data_error(source, fv.phone)
+    sample = locate.sample_of(os.path.join(source, fv.phone, "tfrecords"))
   models = {}
   for label, path in specs:
     enhancer = executor.Enhancer(factory.load_generator(path), fv.precision)
     models[label] = enhancer.whole
   if fv.tfrecords:
-    source = fv.tfrecords
     batches = evaluation.tfrecord_batches(fv.tfrecords, fv.batch_size, fv.limit)
   else:
-    source = fv.dped_dir
-    batches = evaluation.folder_batches(fv.dped_dir, fv.phone, fv.batch_size, fv.limit)
+    batches = evaluation.folder_batches(source, fv.phone, fv.batch_size, fv.limit)
   results = evaluation.evaluate(batches, models, full_batch=fv.batch_size)
   print(evaluation.format_table(fv.phone, results))
-  if fv.json:
-    atomic_write_bytes(fv.json, evaluation.to_json(fv.phone, source, results).encode())
-  if fv.csv:
-    atomic_write_bytes(fv.csv, evaluation.to_csv(fv.phone, results).encode())
+  if sample:
+    logging.warning("the test data is the embedded sample (%s), not DPED: these numbers "
+                    "are not comparable with the paper's", sample)
+  record = {"source": source, "sample": sample,
+            "precision": {"requested": fv.precision, "used": precision.resolve(fv.precision)},
+            "models": {label: {"path": os.path.abspath(path), "sha256": file_digest(path)}
+                       for label, path in specs}}
+  for path, text in ((fv.json, lambda: evaluation.to_json(fv.phone, record, results)),
+                     (fv.csv, lambda: evaluation.to_csv(fv.phone, results))):
+    if path:
+      atomic_write_bytes(path, text().encode())
+      print(f"Wrote {path}")
   return 0

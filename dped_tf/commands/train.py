@@ -1,5 +1,6 @@
 """`dped-tf train`: the reference DPED training procedure (docs/method.md §4)."""
 
+import dataclasses
 import os
 import sys
 
@@ -7,6 +8,7 @@ from absl import flags
 
 from dped_tf import config_flags, configs
 from dped_tf.commands import prepare
+from dped_tf.dataloaders import locate
 from dped_tf.errors import DpedError
 from dped_tf.lazy import lazy_import
 
@@ -19,12 +21,18 @@ run_lib = lazy_import("dped_tf.training.run")
 
 def define_flags(fv):
   configs.define_phone_flag(fv, "Phone to train for.")
-  flags.DEFINE_string("dped_dir", "data/dped", "Root of the DPED layout.", flag_values=fv)
+  flags.DEFINE_string("dped_dir", "data/dped", "Root of the DPED layout (left out and "
+                      "without <phone>: data/sample, from `dped-tf sample`, if there).",
+                      flag_values=fv)
   flags.DEFINE_string("tfrecord_dir", None, "TFRecords from `dped-tf prepare` (default "
                       "<dped_dir>/<phone>/tfrecords, converted on first use).", flag_values=fv)
   flags.DEFINE_string("model_dir", None, "Output folder (default runs/<phone>); one run "
                       "at a time.", flag_values=fv)
   config_flags.define_train_flags(fv)
+  flags.DEFINE_bool("new_segment", False, "Resume a run with other settings (another "
+                    "--preset, --init, loss weight, ...): without it they are refused; with "
+                    "it run.json records them as a new segment beside the earlier ones.",
+                    flag_values=fv)
   flags.DEFINE_bool("xla", False, "Compile the train step with XLA.", flag_values=fv)
   flags.DEFINE_bool("deterministic", False, "Deterministic TensorFlow ops "
                     "(tf.config.experimental.enable_op_determinism; may be slower on GPU).",
@@ -39,31 +47,39 @@ def define_flags(fv):
 def main(fv, argv):
   if argv:
     raise DpedError(f"unexpected arguments: {' '.join(argv)}")
-  tfrecord_dir = fv.tfrecord_dir or prepare.default_out(fv.dped_dir, fv.phone)
+  dped_dir = locate.dped_dir_for(fv.dped_dir, fv.phone,
+                                 fv["dped_dir"].present or fv.tfrecord_dir)
+  tfrecord_dir = fv.tfrecord_dir or prepare.default_out(dped_dir, fv.phone)
   has_records = os.path.isfile(os.path.join(tfrecord_dir, "meta.json"))
   if not has_records and fv.strategy == "multi_worker":
     raise DpedError(f"{tfrecord_dir}: no TFRecords; with --strategy=multi_worker run "
                     "`dped-tf prepare` first (workers must not convert concurrently)")
-  if not has_records and not os.path.isdir(fv.dped_dir):
-    raise DpedError(f"{fv.dped_dir}: dataset folder not found (and no TFRecords in "
-                    f"{tfrecord_dir})")
+  if not has_records and not os.path.isdir(dped_dir):
+    raise locate.missing_data_error(dped_dir, fv.phone, tfrecord_dir)
   try:
     cfg = config_flags.train_config_from_flags(fv, phone=fv.phone)
   except ValueError as e:
     raise DpedError(str(e)) from None
+  prepared = tfrecords.read_meta(tfrecord_dir).get("patch_size") if has_records else None
+  if prepared and prepared != cfg.patch_size and not fv["patch_size"].present:
+    print(f"Patch size {prepared} px, that of the TFRecords in {tfrecord_dir}")
+    cfg = dataclasses.replace(cfg, patch_size=prepared)
   if fv.deterministic:
     tf.config.experimental.enable_op_determinism()
   strategy = run_lib.make_strategy(fv.strategy)
   with run_lib.open_run(fv.model_dir or os.path.join("runs", fv.phone), strategy) as run:
     # A folder in use, a --init_from file of another architecture or norm and unusable
-    # VGG weights are refused before any time goes into data conversion.
+    # VGG weights are refused before any time goes into data conversion, and so are
+    # settings other than those of the run it resumes (without --new_segment).
+    run_lib.check_settings(run, cfg, fv.new_segment)
     with strategy.scope():
       trainer, vgg_source = loop.build_trainer(cfg, warm_start_from_file=not run.resuming)
     if not has_records:
-      print(f"Converting {fv.dped_dir} ({fv.phone}) to TFRecords in {tfrecord_dir}")
-      tfrecords.convert_dped_folder(fv.dped_dir, fv.phone, tfrecord_dir, cfg.patch_size)
+      print(f"Converting {dped_dir} ({fv.phone}) to TFRecords in {tfrecord_dir}")
+      tfrecords.convert_dped_folder(dped_dir, fv.phone, tfrecord_dir, cfg.patch_size)
     try:
-      loop.run_training(run, trainer, vgg_source, cfg, tfrecord_dir, jit_compile=fv.xla)
+      loop.run_training(run, trainer, vgg_source, cfg, tfrecord_dir, jit_compile=fv.xla,
+                        new_segment=fv.new_segment)
     except callbacks.Preempted as e:
       print(f"dped-tf train: {e}", file=sys.stderr)
       return 128 + e.signum

@@ -44,7 +44,7 @@ RANDOM_WEIGHTS_WARNING = (
 @dataclasses.dataclass(frozen=True)
 class VGGSource:
   """Where the weights came from and how inputs must be preprocessed."""
-  name: str            # "imagenet", "h5", "matconvnet" or "none"
+  name: str            # "imagenet", "h5", "matconvnet", "none"; "unused": no content term
   channel_order: str   # "bgr" (Keras weights) or "rgb" (MatConvNet)
   fallback: bool       # True when the weights are not the ImageNet ones
 
@@ -153,7 +153,10 @@ def load_content_network(source="imagenet", seed=0, compute_dtype="float32"):
       raise DpedError(
           f"could not get the ImageNet VGG-19 weights ({str(e).splitlines()[0]}); pass a "
           "local file with --vgg_weights=/path/imagenet-vgg-verydeep-19.mat or "
-          "--vgg_weights=/path/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5") from None
+          "--vgg_weights=/path/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5, or "
+          "--vgg_weights none to train with a RANDOM VGG-19 (the content term is then not "
+          "the paper's: results not comparable with DPED), or a preset without the "
+          "content term (--preset cpu_sample or demo), which needs no VGG-19") from None
     info = VGGSource("imagenet", "bgr", fallback=False)
   elif not os.path.isfile(source):
     raise DpedError(f"{source}: VGG-19 weights file not found "

@@ -247,12 +247,14 @@ class GeneratorExport(keras.callbacks.Callback):
 class MetricsLog(keras.callbacks.Callback):
   """At each evaluation: one line `{"step", <metrics>, "warnings"}` appended to
   `model_dir/metrics.jsonl` (a step already there, from a run stopped before its next
-  checkpoint, is replaced) and `summary.md` rewritten; `last` holds the metrics."""
+  checkpoint, is replaced) and `summary.md` rewritten, the metrics beside `baseline`'s
+  (the unprocessed phone patches'); `last` holds the metrics."""
 
-  def __init__(self, model_dir, config, warnings=(), notes=()):
+  def __init__(self, model_dir, config, warnings=(), notes=(), baseline=None):
     super().__init__()
     self.model_dir, self.config = model_dir, config
     self.warnings, self.notes = list(warnings), list(notes)
+    self.baseline = baseline or {}
     self.last = {}
 
   def on_epoch_end(self, epoch, logs=None):
@@ -273,8 +275,9 @@ class MetricsLog(keras.callbacks.Callback):
     cfg = self.config
     lines = [f"**WARNING: {w}**\n" for w in self.warnings] + [f"{n}\n" for n in self.notes]
     lines += [f"# dped_tf training run, step {step} of {cfg.iterations}\n",
-              "| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {v:.5g} |" for k, v in metrics.items()]
+              "| metric | model | phone (unprocessed) |", "|---|---|---|"]
+    base = {k: format(v, ".5g") for k, v in self.baseline.items()}
+    lines += [f"| {k} | {v:.5g} | {base.get(k, '')} |" for k, v in metrics.items()]
     lines += ["", "```json", json.dumps(dataclasses.asdict(cfg), indent=1), "```", ""]
     fileio.atomic_write_bytes(os.path.join(self.model_dir, "summary.md"),
                               "\n".join(lines).encode())

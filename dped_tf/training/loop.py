@@ -9,6 +9,7 @@ from typing import NamedTuple
 from absl import logging
 import keras
 
+from dped_tf import metrics
 from dped_tf import precision
 from dped_tf.configs import TrainConfig
 from dped_tf.dataloaders import tfrecords
@@ -16,7 +17,7 @@ from dped_tf.errors import DpedError
 from dped_tf.modeling import warm_start
 from dped_tf.modeling.factory import make_generator
 from dped_tf.modeling.discriminator import Discriminator
-from dped_tf.modeling.vgg import load_content_network
+from dped_tf.modeling.vgg import ContentNetwork, VGGSource, load_content_network
 from dped_tf.training import callbacks as run_callbacks
 from dped_tf.training import run as run_lib
 from dped_tf.training.trainer import DPEDTrainer
@@ -32,7 +33,9 @@ def build_trainer(cfg: TrainConfig, vgg=None, warm_start_from_file=True):
   another architecture or norm is refused here, in one line); the critic and the
   optimizers always start fresh. Adam's epsilon is `cfg.adam_epsilon` (1e-8, the
   released code's TF1 AdamOptimizer; Keras' default is 1e-7).
-  `vgg`: (content network, VGGSource) already loaded, else loaded from `cfg.vgg_weights`.
+  `vgg`: (content network, VGGSource) already loaded, else loaded from `cfg.vgg_weights`;
+  without a content term (`w_content` 0) no weights are read: the network is never run
+  (VGGSource "unused").
   Under a strategy, call it in `strategy.scope()`. Returns (trainer, vgg_source).
   """
   compute_dtype = precision.resolve(cfg.precision)
@@ -47,6 +50,8 @@ def build_trainer(cfg: TrainConfig, vgg=None, warm_start_from_file=True):
   discriminator.build((None, cfg.patch_size, cfg.patch_size, 1))
   # Last, so that an `init_from` file of another architecture is refused before VGG-19
   # weights are read (or downloaded); its own random draws come after the seeded ones.
+  if vgg is None and not cfg.loss.w_content:
+    vgg = ContentNetwork(seed=cfg.seed), VGGSource("unused", "bgr", fallback=False)
   content_network, vgg_source = vgg or load_content_network(
       cfg.vgg_weights, seed=cfg.seed, compute_dtype=cfg.vgg_precision)
   content_network.build((None, None, None, 3))
@@ -89,19 +94,51 @@ def segments(start, iterations, every):
 
 
 def train(cfg: TrainConfig, tfrecord_dir, model_dir, jit_compile=False, vgg=None,
-          strategy=None, callbacks=(), progress=None):
+          strategy=None, callbacks=(), progress=None, new_segment=False):
   """Runs (or resumes) training in `model_dir` (`run.open_run`: one run at a time);
   returns the last evaluation metrics. See `run_training`; `vgg` as in `build_trainer`
   (under a strategy, loaded in `strategy.scope()`)."""
   with run_lib.open_run(model_dir, strategy) as run:
+    run_lib.check_settings(run, cfg, new_segment)
     with run.strategy.scope():
       trainer, vgg_source = build_trainer(cfg, vgg, warm_start_from_file=not run.resuming)
     return run_training(run, trainer, vgg_source, cfg, tfrecord_dir, jit_compile,
-                        callbacks, progress)
+                        callbacks, progress, new_segment)
+
+
+def unprocessed_metrics(dataset, batch_size, max_batches=0):
+  """Both test protocols (`metrics.TestMetrics`) of the phone patches as they are, over
+  the batches a run's evaluation sees: the baseline its test metrics are read against."""
+  scores = metrics.TestMetrics(batch_size)
+  for phone, dslr in dataset.take(max_batches or -1):
+    scores.update_state(dslr, phone)
+  return {k: float(v) for k, v in scores.result().items()}
+
+
+def patch_size_error(tfrecord_dir, meta, patch_size):
+  """The DpedError of a `--patch_size` other than the prepared patches'."""
+  remake = (f"dped-tf sample --phone {meta.get('phone', 'P')} --patch_size {patch_size} "
+            "--overwrite" if meta.get("sample") else
+            f"dped-tf prepare --patch_size {patch_size} --overwrite")
+  return DpedError(f"{tfrecord_dir}: patches are {meta['patch_size']} px, --patch_size is "
+                   f"{patch_size}; train with --patch_size {meta['patch_size']} (or leave "
+                   f"it out), or make {patch_size} px patches again ({remake})")
+
+
+def final_report(run, last, baseline):
+  """Where the run's outputs are, and its last test metrics beside the unprocessed phone
+  patches'."""
+  lines = [f"Generator: {run.path('generator.keras')}", f"Summary: {run.path('summary.md')}"]
+  if last:
+    lines.append(f"Test patches ({int(last['patches'])}, per patch): PSNR {last['psnr']:.2f} "
+                 f"dB, SSIM {last['ssim']:.4f}; phone unprocessed: PSNR "
+                 f"{baseline['psnr']:.2f} dB, SSIM {baseline['ssim']:.4f} "
+                 f"({last['psnr'] - baseline['psnr']:+.2f} dB)")
+  return "\n".join(lines)
 
 
 def run_training(run, trainer, vgg_source, cfg: TrainConfig, tfrecord_dir, jit_compile=False,
-                 callbacks=(), progress=None):
+                 callbacks=(), progress=None, new_segment=False):
   """Trains `trainer` (from `build_trainer` for this `run`) through `fit()`; returns the
   last evaluation metrics.
 
@@ -109,7 +146,8 @@ def run_training(run, trainer, vgg_source, cfg: TrainConfig, tfrecord_dir, jit_c
   critic seed), `logs/` (TensorBoard), `images/step_NNNNNN.png` before/after crops,
   `generator.keras` (latest) plus one per evaluation, `metrics.jsonl`, `summary.md` and
   `run.json` (the resolved configuration, the generator's source, the step it started
-  at). Epochs end at the multiples of `cfg.eval_every` and at `cfg.iterations`
+  at, for each segment of the run: `run.check_settings` refuses other settings on resume
+  unless `new_segment`). Epochs end at the multiples of `cfg.eval_every` and at `cfg.iterations`
   (`segments`); each ends with an evaluation (`test_*` in the epoch's logs, beside the
   epoch's mean losses) and the outputs made from it. `callbacks` are the caller's own,
   run after those of `training.callbacks`: their batch logs hold each iteration's losses.
@@ -129,10 +167,10 @@ def run_training(run, trainer, vgg_source, cfg: TrainConfig, tfrecord_dir, jit_c
                     f"{replicas} replicas")
   meta = tfrecords.read_meta(tfrecord_dir)
   if meta.get("patch_size", cfg.patch_size) != cfg.patch_size:
-    raise DpedError(f"{tfrecord_dir}: patches are {meta['patch_size']} px, the run's "
-                    f"patch size is {cfg.patch_size}")
+    raise patch_size_error(tfrecord_dir, meta, cfg.patch_size)
   cfg = dataclasses.replace(cfg, precision=precision.resolve(cfg.precision))
   resumed = run.resuming
+  changes = run_lib.check_settings(run, cfg, new_segment)
   run.make_folders()
   trainer.jit_compile = jit_compile
   warnings = [vgg_source.warning] if vgg_source.warning else []
@@ -145,6 +183,7 @@ def run_training(run, trainer, vgg_source, cfg: TrainConfig, tfrecord_dir, jit_c
   start = int(trainer.step.numpy())
   if start >= cfg.iterations:
     print(f"Nothing to do: step {start} >= --iterations {cfg.iterations}")
+    print(final_report(run, {}, {}))
     return {}
 
   def train_dataset(step):
@@ -165,13 +204,17 @@ def run_training(run, trainer, vgg_source, cfg: TrainConfig, tfrecord_dir, jit_c
   notes = [f"Generator started from {source['init_from']['path']}"
            + (" (this run resumed from its checkpoints)" if resumed else "")
            ] if cfg.init_from else []
-  run_lib.write_run_json(run, cfg, source, warnings, vgg_source, tfrecord_dir, start)
+  run_lib.write_run_json(run, cfg, source, warnings, vgg_source, tfrecord_dir, start,
+                         changes, resumed)
+  baseline = unprocessed_metrics(test_ds, cfg.batch_size, cfg.eval_batches)
 
   preemption = run_callbacks.PreemptionCheckpoint(manager, strategy)
   steps = [preemption,
            run_callbacks.Checkpoint(manager, cfg.checkpoint_every, cfg.iterations),
            run_callbacks.Evaluation(test_ds, cfg.eval_batches, jit_compile)]
-  metrics_log = run_callbacks.MetricsLog(run.model_dir, cfg, warnings, notes)
+  notes += [f"Settings changed at step {start} (--new_segment): {'; '.join(changes)}"
+            ] if changes else []
+  metrics_log = run_callbacks.MetricsLog(run.model_dir, cfg, warnings, notes, baseline)
   if run.chief:  # the other workers keep in step (checkpoints, evaluation), write nothing
     fixed_phone, fixed_dslr = next(iter(test_ds.unbatch().batch(NUM_FIXED_CROPS)))
     board = run_callbacks.TensorBoard(run.path("logs"), cfg.log_every, cfg.iterations,
@@ -195,4 +238,6 @@ def run_training(run, trainer, vgg_source, cfg: TrainConfig, tfrecord_dir, jit_c
     raise run_callbacks.Preempted(*preemption.stopped)
   print(f"Done at step {step}; generator weights "
         f"{run_lib.weights_fingerprint(trainer.generator)}")
+  if run.chief:
+    print(final_report(run, metrics_log.last, baseline))
   return metrics_log.last

@@ -14,6 +14,8 @@ import numpy as np
 import tensorflow as tf
 
 from dped_tf import fileio
+from dped_tf import precision
+from dped_tf.configs import TrainConfig
 from dped_tf.errors import DpedError
 from dped_tf.modeling import released
 
@@ -42,28 +44,64 @@ def is_chief(strategy):
           and "chief" not in resolver.cluster_spec().as_dict())
 
 
+def _missing_folders(path):
+  """`path` and those of its parents that do not exist yet, deepest first."""
+  missing = []
+  path = os.path.abspath(path)
+  while not os.path.exists(path):
+    missing.append(path)
+    path = os.path.dirname(path)
+  return missing
+
+
+def _remove_empty(folder, created):
+  """Removes the empty folders under `folder`, then those of `created` (deepest first)
+  that are empty."""
+  subfolders = [root for root, _, _ in os.walk(folder) if root != folder]
+  for path in sorted(subfolders, key=len, reverse=True) + created:
+    with contextlib.suppress(OSError):
+      os.rmdir(path)
+
+
 @contextlib.contextmanager
 def lock_model_dir(model_dir):
   """Holds `model_dir/train.lock` (fcntl.flock, with this process's PID) while the
   context lasts; DpedError naming the folder and the holder's PID when another process
   holds it. The kernel releases the lock of a process that dies, even by SIGKILL, so a
-  stale file never blocks a restart."""
+  stale file never blocks a restart. On leaving, the lock file goes, and so does every
+  folder that this call created and that nothing was written to (a start that failed)."""
   if os.path.exists(model_dir) and not os.path.isdir(model_dir):
     raise DpedError(f"{model_dir}: output path exists and is not a folder")
+  created = _missing_folders(model_dir)
   os.makedirs(model_dir, exist_ok=True)
-  with open(os.path.join(model_dir, "train.lock"), "a+") as f:
-    try:
-      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+  lock_path = os.path.join(model_dir, "train.lock")
+  held = False
+  try:
+    with open(lock_path, "a+") as f:
+      try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "unknown"
+        raise DpedError(f"{model_dir}: in use by another dped-tf train (PID {holder}); "
+                        "one run per model folder") from None
+      if not os.path.exists(lock_path) or (os.fstat(f.fileno()).st_ino
+                                           != os.stat(lock_path).st_ino):
+        raise DpedError(f"{model_dir}: in use by another dped-tf train (its lock was "
+                        "renewed as this one started); one run per model folder")
+      held = True
       f.seek(0)
-      holder = f.read().strip() or "unknown"
-      raise DpedError(f"{model_dir}: in use by another dped-tf train (PID {holder}); "
-                      "one run per model folder") from None
-    f.seek(0)
-    f.truncate()
-    f.write(f"{os.getpid()}\n")
-    f.flush()
-    yield
+      f.truncate()
+      f.write(f"{os.getpid()}\n")
+      f.flush()
+      try:
+        yield
+      finally:
+        with contextlib.suppress(FileNotFoundError):
+          os.remove(lock_path)  # while still held: no other run holds a removed file
+  finally:
+    if held:
+      _remove_empty(model_dir, created)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,14 +162,6 @@ def restore(run, trainer):
   return manager
 
 
-def file_digest(path):
-  digest = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      digest.update(block)
-  return digest.hexdigest()
-
-
 def generator_source(cfg, resumed):
   """Where the generator's weights came from, for `run.json`: `cfg.init`, and
   `cfg.init_from` (path, digest, whether it was used: not when the run resumed; a
@@ -141,20 +171,73 @@ def generator_source(cfg, resumed):
     path = (released.cached_file(cfg.init_from) if released.is_name(cfg.init_from)
             else os.path.abspath(cfg.init_from))
     source["init_from"] = {"path": path,
-                           "sha256": file_digest(path) if os.path.isfile(path) else None,
+                           "sha256": fileio.file_digest(path) if os.path.isfile(path) else None,
                            "used": not resumed}
     if released.is_name(cfg.init_from):
       source["init_from"]["released"] = cfg.init_from
   return source
 
 
-def write_run_json(run, cfg, source, warnings, vgg_source, data, start_step):
-  """`run.json`: the resolved configuration, the generator's and VGG-19's sources, the
-  warnings, the data folder and the step this invocation started at."""
+# Options a resumed run may change freely: how long it runs and how often it reports.
+FREE_OPTIONS = ("iterations", "eval_every", "checkpoint_every", "log_every", "eval_batches")
+# What one invocation records (`run.json` holds the latest at the top, and all of them in
+# "segments"; folders of earlier versions have the top-level record only).
+SEGMENT_KEYS = ("config", "generator_source", "warnings", "vgg_source", "data",
+                "start_step", "changes")
+
+
+def read_run_json(run):
+  """`run.json` of `run` as a dict, None when there is none."""
+  path = run.path("run.json")
+  if not os.path.isfile(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def _settings(config):
+  """A config dict with its loss weights at the top level."""
+  return {**{k: v for k, v in config.items() if k != "loss"}, **config.get("loss", {})}
+
+
+def check_settings(run, cfg, new_segment=False):
+  """The settings of `cfg` (precision resolved) that differ from those the resumed run
+  was last trained with, as "name old -> new" ([] for a new run), `FREE_OPTIONS` aside.
+  Changes are refused in one line unless `new_segment` (`--new_segment`)."""
+  record = read_run_json(run) if run.resuming else None
+  if record is None or "config" not in record:
+    return []
+  cfg = dataclasses.replace(cfg, precision=precision.resolve(cfg.precision))
+  before, now = _settings(record["config"]), _settings(dataclasses.asdict(cfg))
+  defaults = _settings(dataclasses.asdict(TrainConfig()))
+  changes = [f"{name} {before.get(name, defaults.get(name))!r} -> {value!r}"
+             for name, value in now.items()
+             if name not in FREE_OPTIONS and before.get(name, defaults.get(name)) != value]
+  if changes and not new_segment:
+    raise DpedError(f"{run.model_dir}: resuming with other settings than the run's "
+                    f"({'; '.join(changes)}); pass --new_segment to go on with them "
+                    "(run.json keeps both), or use another --model_dir")
+  return changes
+
+
+def write_run_json(run, cfg, source, warnings, vgg_source, data, start_step, changes=(),
+                   resumed=False):
+  """`run.json`: this invocation's segment (the resolved configuration, the generator's
+  and VGG-19's sources, the warnings, the data folder, the step it started at and the
+  settings it changed) at the top, and every segment of the run in "segments" (a resumed
+  run appends its own; an invocation that restarts the same segment replaces it)."""
+  segment = {"config": dataclasses.asdict(cfg), "generator_source": source,
+             "warnings": warnings, "vgg_source": dataclasses.asdict(vgg_source),
+             "data": data, "start_step": start_step, "changes": list(changes)}
+  record = read_run_json(run) if resumed else None
+  segments = []
+  if record:
+    segments = record.get("segments") or [{k: record[k] for k in SEGMENT_KEYS if k in record}]
+  if segments and (segments[-1].get("start_step"), segments[-1].get("config")) == (
+      start_step, segment["config"]):
+    segment["changes"] = segment["changes"] or segments.pop().get("changes", [])
   fileio.atomic_write_bytes(run.path("run.json"), json.dumps(
-      {"config": dataclasses.asdict(cfg), "generator_source": source, "warnings": warnings,
-       "vgg_source": dataclasses.asdict(vgg_source), "data": data,
-       "start_step": start_step}, indent=1).encode())
+      {**segment, "segments": segments + [segment]}, indent=1).encode())
 
 
 def weights_fingerprint(model):

@@ -10,6 +10,19 @@ _LOSS_NAMES = ("g_loss", "content", "color", "texture", "tv", "mse", "d_loss", "
                "psnr")
 
 
+def logged_names(loss_config):
+  """The values a run logs (training and test lines, `metrics.jsonl`, TensorBoard): every
+  loss term but those of weight 0, which are left out (the critic's `d_loss` and
+  `d_accuracy` with the texture term: an untrained critic measures nothing)."""
+  weights = {"content": loss_config.w_content, "color": loss_config.w_color,
+             "texture": loss_config.w_texture, "tv": loss_config.w_tv,
+             "mse": loss_config.w_mse}
+  off = {name for name, w in weights.items() if not w}
+  if "texture" in off:
+    off |= {"d_loss", "d_accuracy"}
+  return tuple(name for name in _LOSS_NAMES if name not in off)
+
+
 def _is_loss_scaled(optimizer):
   return isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
@@ -72,10 +85,10 @@ class DPEDTrainer(keras.Model):
     self.loss_config = loss_config
     self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     self.seed_generator = keras.random.SeedGenerator(seed)
-    self.trackers = {n: keras.metrics.Mean(name=n) for n in _LOSS_NAMES}
+    self.trackers = {n: keras.metrics.Mean(name=n) for n in logged_names(loss_config)}
     # Losses as means over patches; image quality by both test protocols (docs/method.md §6),
     # the released one over full batches of `test_batch_size`.
-    self.eval_trackers = {n: keras.metrics.Mean(name=n) for n in _LOSS_NAMES if n != "psnr"}
+    self.eval_trackers = {n: keras.metrics.Mean(name=n) for n in self.trackers if n != "psnr"}
     self.eval_trackers["quality"] = metrics.TestMetrics(test_batch_size, name="quality")
 
   def compile(self, g_optimizer, d_optimizer, **kwargs):
@@ -110,13 +123,14 @@ class DPEDTrainer(keras.Model):
   def generator_losses(self, phone, dslr, training):
     """Enhances `phone` and returns (enhanced, dict of float32 losses incl. `g_loss`).
 
-    In training, the content and texture terms are not computed (logged as 0) where
-    their weight is 0: no VGG-19 or critic pass (baselines, `demo` preset)."""
+    The content and texture terms are not computed (0 here, left out of the logs:
+    `logged_names`) where their weight is 0: no VGG-19 or critic pass (baselines, `demo`
+    and `cpu_sample` presets)."""
     cfg = self.loss_config
     enhanced = self.generator(phone, training=training)
     dslr = tf.cast(dslr, tf.float32)
-    skip_content = training and not cfg.w_content
-    skip_texture = training and not cfg.w_texture
+    skip_content = not cfg.w_content
+    skip_texture = not cfg.w_texture
     probs = (None if skip_texture else
              self.discriminator(tf.image.rgb_to_grayscale(enhanced), training=training))
     # Two calls, not one on the concatenated batch: backprop then runs through the
@@ -194,6 +208,7 @@ class DPEDTrainer(keras.Model):
     self.step.assign_add(1)
     results = {**g_out, **d_out,
                **replica_share({"psnr": tf.reduce_mean(metrics.psnr(enhanced, dslr_g))})}
+    results = {name: results[name] for name in self.trackers}
     if _replicas() > 1:  # shares -> global-batch values, the same on every replica
       results = tf.distribute.get_replica_context().all_reduce("sum", results)
     for name, value in results.items():
@@ -206,11 +221,13 @@ class DPEDTrainer(keras.Model):
 
   def test_step(self, data):
     phone, dslr = data
-    enhanced, g_out = self.generator_losses(phone, dslr, training=False)
-    d_out = self.critic_losses(enhanced, dslr, training=False)
+    enhanced, out = self.generator_losses(phone, dslr, training=False)
+    if "d_loss" in self.eval_trackers:
+      out.update(self.critic_losses(enhanced, dslr, training=False))
     batch = tf.cast(tf.shape(phone)[0], tf.float32)  # a smaller last batch counts less
-    for name, value in {**g_out, **d_out}.items():
-      self.eval_trackers[name].update_state(value, sample_weight=batch)
+    for name, tracker in self.eval_trackers.items():
+      if name != "quality":
+        tracker.update_state(out[name], sample_weight=batch)
     self.eval_trackers["quality"].update_state(dslr, enhanced)
     logs = {}
     for name, tracker in self.eval_trackers.items():
