@@ -2,6 +2,7 @@
 Keras' cache, through a local mirror serving a checkpoint in their layout; no network and a
 wrong sha256 as one line, nothing cached; every command that takes a model."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -156,8 +157,8 @@ def test_a_wrong_sha256_is_one_line_and_nothing_is_cached(mirror, tmp_path, monk
   with serve_folder(root) as url:
     set_env(monkeypatch, {"KERAS_HOME": home, released.URL_VARIABLE: url,
                           released.SHA256_VARIABLE: str(wrong)})
-    line = one_line_error(["dped-tf", "evaluate", "--phone", "sony", "--model", "dped:sony"],
-                          capsys)
+    line = one_line_error(["dped-tf", "export", "--model", "dped:sony", "--out",
+                           str(tmp_path / "export")], capsys)
   assert f"{url}/models_orig/sony_orig.data-00000-of-00001 has sha256 {served}" in line
   assert f"not {'0' * 64}; nothing cached" in line
   assert cache_files(home) == []
@@ -207,8 +208,14 @@ def test_table2_and_evaluate_take_a_released_model(cached, mirror, tmp_path, mon
   printed = run_experiment("table2", "--phone", "sony", "--dped_dir", root, "--out", str(out),
                            "--batch_size", "2", "--model", "DPED=dped:sony", "--model",
                            f"file={path}")
-  results = json.loads((out / "table2.json").read_text())["results"]
+  record = json.loads((out / "table2.json").read_text())
+  results = record["results"]
   assert list(results) == ["phone (unprocessed)", "DPED", "file"]
+  cached_file = released.cached_file("dped:sony")
+  assert record["models"]["DPED"] == {"path": cached_file, "release": "dped:sony",
+                                      "sha256": hashlib.sha256(
+                                          open(cached_file, "rb").read()).hexdigest()}
+  assert "release" not in record["models"]["file"]
   assert results["DPED"]["patches"] == 2
   for key in ("psnr", "ssim", "released_psnr", "released_ms_ssim"):
     assert results["DPED"][key] == results["file"][key]

@@ -17,6 +17,7 @@ from dped_tf.lazy import lazy_import
 evaluation = lazy_import("dped_tf.evaluation")
 factory = lazy_import("dped_tf.modeling.factory")
 executor = lazy_import("dped_tf.enhancement.executor")
+released = lazy_import("dped_tf.modeling.released")
 
 
 def define_flags(fv):
@@ -57,6 +58,15 @@ def model_specs(model, compare):
   return specs
 
 
+def model_record(model, file):
+  """What evaluate's JSON says of one model: the file read and its sha256, and the
+  release's name where `--model dped:NAME` gave it."""
+  record = {"path": os.path.abspath(file), "sha256": file_digest(file)}
+  if released.is_name(model):
+    record["release"] = model
+  return record
+
+
 def main(fv, argv):
   if argv:
     raise DpedError(f"unexpected arguments: {' '.join(argv)}")
@@ -70,10 +80,11 @@ def main(fv, argv):
     if not os.path.isdir(source):
       raise locate.missing_data_error(source, fv.phone)
     sample = locate.sample_of(os.path.join(source, fv.phone, "tfrecords"))
-  models = {}
+  models, files = {}, {}
   for label, path in specs:
     enhancer = executor.Enhancer(factory.load_generator(path), fv.precision)
     models[label] = enhancer.whole
+    files[label] = released.keras_file(path) if released.is_name(path) else path
   if fv.tfrecords:
     batches = evaluation.tfrecord_batches(fv.tfrecords, fv.batch_size, fv.limit)
   else:
@@ -85,8 +96,7 @@ def main(fv, argv):
                     "are not comparable with the paper's", sample)
   record = {"source": source, "sample": sample,
             "precision": {"requested": fv.precision, "used": precision.resolve(fv.precision)},
-            "models": {label: {"path": os.path.abspath(path), "sha256": file_digest(path)}
-                       for label, path in specs}}
+            "models": {label: model_record(path, files[label]) for label, path in specs}}
   for path, text in ((fv.json, lambda: evaluation.to_json(fv.phone, record, results)),
                      (fv.csv, lambda: evaluation.to_csv(fv.phone, results))):
     if path:
