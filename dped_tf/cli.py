@@ -1,11 +1,13 @@
 """`dped-tf COMMAND [--flags]`: one absl flag set per command, errors as one line.
 
-Each command module defines `define_flags(fv)` and `main(fv, argv)`; its one-line help
-sits here, so `dped-tf --help` imports nothing heavy. The commands name their heavy modules
+Each command module defines `define_flags(fv)` and `main(fv, argv)`, and may define
+`check(fv, argv)`, run before TensorFlow loads, and the names `dped_tf.cli_help` reads
+(usage, example, required flags, deprecated spellings); its one-line help sits here, so `dped-tf --help` imports nothing heavy. The commands name their heavy modules
 with `dped_tf.lazy.lazy_import`, which runs them only when they are used.
 """
 
 import importlib
+import logging as std_logging
 import os
 import re
 import sys
@@ -13,6 +15,8 @@ import sys
 from absl import flags
 from absl import logging
 
+from dped_tf import __version__
+from dped_tf import cli_help
 from dped_tf.errors import DpedError
 from dped_tf.lazy import import_now
 from dped_tf.lazy import is_loaded
@@ -45,8 +49,8 @@ WITHOUT_TENSORFLOW = {"study"}
 
 
 def _usage():
-  lines = ["usage: dped-tf COMMAND [--flags]   (dped-tf COMMAND --help for its flags)", "",
-           "commands:"]
+  lines = ["usage: dped-tf COMMAND [--flags]   (dped-tf COMMAND --help for its flags)",
+           "       dped-tf --version", "", "commands:"]
   for name, (_, text) in COMMANDS.items():
     lines.append(f"  {name:<18} {text}")
   return "\n".join(lines)
@@ -65,11 +69,25 @@ def _import_tensorflow_quietly():
     os.close(devnull)
 
 
+def _quiet_logging(verbosity):
+  """absl at `verbosity` (default: warnings and errors), as plain `LEVEL: message` lines;
+  absl's "Logging before flag parsing" notice off (the command's flags are parsed)."""
+  flags.FLAGS.mark_as_parsed()
+  logging.use_absl_handler()
+  logging.get_absl_handler().setFormatter(std_logging.Formatter("%(levelname)s: %(message)s"))
+  logging.set_verbosity(verbosity)
+  std_logging.getLogger("tensorflow").setLevel(
+      std_logging.INFO if verbosity >= 0 else std_logging.WARNING)
+
+
 def main(argv):
   """Runs one command; returns the process exit status."""
   if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
     print(_usage())
     return 0 if len(argv) >= 2 else 2
+  if argv[1] == "--version":
+    print(f"dped-tf {__version__}")
+    return 0
   name = argv[1]
   if name not in COMMANDS:
     print(f"dped-tf: error: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
@@ -80,17 +98,28 @@ def main(argv):
   module.define_flags(fv)
   args = argv[2:]
   if "--help" in args or "-h" in args or "--helpfull" in args:
-    print(f"usage: dped-tf {name} [--flags]\n\n{text}\n\n{fv.get_help(include_special_flags=False)}")
+    print(cli_help.command_help(name, module, text, fv))
     return 0
   try:
-    rest = fv([f"dped-tf {name}"] + args)
-  except flags.Error as e:
+    args, verbosity = cli_help.take_verbosity(args)
+    _quiet_logging(verbosity)
+    args, notes = cli_help.rename_deprecated(args, getattr(module, "RENAMED", {}))
+    for note in notes:
+      print(f"dped-tf {name}: {note}", file=sys.stderr)
+    try:
+      rest = fv([f"dped-tf {name}"] + args)
+    except flags.Error as e:
+      raise DpedError(str(e)) from None
+    cli_help.missing_required(name, module, fv)
+    if hasattr(module, "check"):  # before TensorFlow loads: a typo fails at once
+      module.check(fv, rest[1:])
+  except DpedError as e:
     print(f"dped-tf {name}: error: {e}", file=sys.stderr)
     return 2
+  if verbosity >= 0:  # TensorFlow's own C++ notices too
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
   if name not in WITHOUT_TENSORFLOW and os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") != "0":
     _import_tensorflow_quietly()
-  logging.use_absl_handler()
-  logging.set_verbosity(logging.INFO)
   try:
     return module.main(fv, rest[1:]) or 0
   except DpedError as e:
@@ -116,7 +145,13 @@ def main(argv):
 
 def run_main():
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  sys.exit(main(sys.argv))
+  try:
+    status = main(sys.argv)
+    sys.stdout.flush()
+  except BrokenPipeError:  # `dped-tf ... | head`: the reader has gone; say nothing more
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    status = 1
+  sys.exit(status)
 
 
 if __name__ == "__main__":

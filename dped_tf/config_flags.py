@@ -41,7 +41,7 @@ def define_train_flags(fv):
                     "Loss weights: 'reference' (released code), 'paper' (Eq. 8), 'srcnn', "
                     "'johnson', 'demo' (color + MSE), 'demo_vgg', 'cpu_sample' (the demo's loss, "
                     "sized for the sample on a 2-core CPU: --init identity, --batch_size 8, "
-                    "300 iterations, --precision auto); default: the --model's own "
+                    "300 iterations, --precision auto); default: the --architecture's own "
                     "(dped: reference). The flags below override single values.",
                     flag_values=fv)
   for field in option_fields(configs.LossConfig):
@@ -59,7 +59,7 @@ def train_config_from_flags(fv, **fixed):
   sized = configs.PRESET_OPTIONS.get(fv.preset, {})
   options = {f.name: fv[f.name].value if fv[f.name].present or f.name not in sized
              else sized[f.name] for f in option_fields(configs.TrainConfig)}
-  loss = configs.LOSS_PRESETS[fv.preset or configs.MODEL_PRESETS[options["model"]]]
+  loss = configs.LOSS_PRESETS[fv.preset or configs.ARCHITECTURE_PRESETS[options["architecture"]]]
   overrides = {f.name: fv[f.name].value for f in option_fields(configs.LossConfig)
                if fv[f.name].value is not None}
   return configs.TrainConfig(loss=dataclasses.replace(loss, **overrides), **options, **fixed)

@@ -1,11 +1,13 @@
 """Typed configuration with the named presets of docs/method.md §3-4."""
 
 import dataclasses
+import os
 import re
 
 from absl import flags
 
 from dped_tf import precision as precisions
+from dped_tf.errors import DpedError
 
 # The DPED dataset's own phones (docs/method.md §5). Any camera name of letters, digits,
 # `-` and `_` works too: patches made by `dped-tf align` from a user's own photo pairs.
@@ -15,6 +17,19 @@ DPED_PHONES = ("iphone", "blackberry", "sony")
 RELEASED_MODELS = tuple(f"dped:{phone}" for phone in DPED_PHONES)
 RELEASED_HELP = ("or dped:iphone|blackberry|sony (the authors' released model, downloaded "
                  "once into Keras' cache)")
+
+
+def check_model(model):
+  """A `--model` value that can be loaded: a released name, or a file that exists;
+  DpedError otherwise (before TensorFlow loads; `modeling.factory` reads the file)."""
+  if model.startswith("dped:"):
+    if model not in RELEASED_MODELS:
+      raise DpedError(f"{model}: no such released model (choose from "
+                      f"{', '.join(RELEASED_MODELS)})")
+  elif not os.path.isfile(model):
+    raise DpedError(f"{model}: model file not found")
+
+
 _PHONE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
@@ -38,7 +53,7 @@ def define_phone_flag(fv, help_text, default=None):
 VGG_PRECISIONS = ("float32", "bfloat16")
 NORMS = ("instance", "batch")
 TEXTURE_FORMS = ("reference", "paper")
-MODELS = ("dped", "srcnn", "johnson")   # dped_tf.modeling.factory.KINDS
+ARCHITECTURES = ("dped", "srcnn", "johnson")   # dped_tf.modeling.factory.KINDS
 INITS = ("reference", "identity")       # identity: dped_tf.modeling.warm_start
 
 
@@ -101,7 +116,7 @@ PRESET_OPTIONS = {
     "cpu_sample": dict(init="identity", batch_size=8, iterations=300, eval_every=100,
                        checkpoint_every=100, log_every=10, precision="auto"),
 }
-MODEL_PRESETS = {"dped": "reference", "srcnn": "srcnn", "johnson": "johnson"}
+ARCHITECTURE_PRESETS = {"dped": "reference", "srcnn": "srcnn", "johnson": "johnson"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,15 +128,15 @@ class TrainConfig:
   flags."""
   phone: str = "sony"
   loss: LossConfig = LossConfig()
-  model: str = option("dped", "Network: 'dped' (the generator) or a Table-2 baseline: "
+  architecture: str = option("dped", "Network: 'dped' (the generator) or a Table-2 baseline: "
                       "'srcnn' (Dong et al.), 'johnson' (Johnson et al.: the generator under "
-                      "the VGG content loss only).", choices=MODELS)
+                      "the VGG content loss only).", choices=ARCHITECTURES)
   norm: str = option("instance", "Generator normalisation: 'instance' (released code) or "
-                     "'batch' (the paper's text); not with --model srcnn.", choices=NORMS)
+                     "'batch' (the paper's text); not with --architecture srcnn.", choices=NORMS)
   init: str = option("reference", "Generator start: 'reference' (truncated normal 0.01) or "
                      "'identity' (near the identity map; short CPU runs).", choices=INITS)
   init_from: str = option("", "A generator to start from: a .keras file (from `dped-tf "
-                          f"import-checkpoint` or a run) {RELEASED_HELP}; same --model and "
+                          f"import-checkpoint` or a run) {RELEASED_HELP}; same --architecture and "
                           "--norm; the critic "
                           "and optimizers start fresh. Ignored when the run resumes from "
                           "its checkpoints.")
@@ -164,7 +179,7 @@ class TrainConfig:
     for name in ("learning_rate", "adam_epsilon"):
       if getattr(self, name) <= 0:
         raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-    if self.model == "srcnn" and self.init == "identity":
+    if self.architecture == "srcnn" and self.init == "identity":
       raise ValueError("init 'identity' applies to the DPED generator, not srcnn")
-    if self.model == "srcnn" and self.norm != "instance":
+    if self.architecture == "srcnn" and self.norm != "instance":
       raise ValueError(f"norm {self.norm!r}: srcnn has no normalisation layers")

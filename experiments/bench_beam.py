@@ -113,8 +113,8 @@ def main():
       bench_enhance(args, work, height, width, beam)
     csv_path = write_pairs(os.path.join(work, "pairs"), args.pairs)
     align = ["align", f"--pairs_csv={csv_path}", "--phone=bench", "--patch_size=100"]
-    align_s = dped_tf(*align, f"--out={os.path.join(work, 'a')}", f"--workers={args.workers}")
-    beam_s = dped_tf(*align, f"--out={os.path.join(work, 'b')}", "--beam", *beam)
+    align_s = dped_tf(*align, f"--dped_dir={os.path.join(work, 'a')}", f"--workers={args.workers}")
+    beam_s = dped_tf(*align, f"--dped_dir={os.path.join(work, 'b')}", "--beam", *beam)
   print(f"\ndataset: {args.pairs} photo pairs (768x512 DSLR, 560x380 phone), 100 px patches")
   print(f"{'run':<26} {'pairs/s':>9} {'wall s':>8} {'ratio':>6}")
   print(f"{'dped-tf align (+prepare)':<26} {args.pairs / align_s:>9.3f} {align_s:>8.1f} "

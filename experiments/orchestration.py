@@ -68,7 +68,7 @@ class Steps:
     records = os.path.join(data, phone, "tfrecords")
     if not (reuse and os.path.isfile(os.path.join(records, "meta.json"))):
       self.dped_tf("sample", "--phone", phone, *(("--camera", camera) if camera else ()),
-                   "--out", data, "--patch_size", str(patch_size), "--train_patches",
+                   "--dped_dir", data, "--patch_size", str(patch_size), "--train_patches",
                    str(train_patches), "--test_patches", str(test_patches), "--overwrite")
     return records
 
@@ -93,7 +93,7 @@ class Steps:
     order) on the test patches of `tfrecords` (else the DPED layout under `dped_dir`), in
     float32; writes `out_json` (and `csv`) and returns its results {label: metrics}, the
     unprocessed phone patches first."""
-    source = ("--tfrecords", tfrecords) if tfrecords else ("--dped_dir", dped_dir)
+    source = ("--tfrecord_dir", tfrecords) if tfrecords else ("--dped_dir", dped_dir)
     args = ["evaluate", "--phone", phone, *source, "--precision", "float32",
             "--json", out_json, *(("--csv", csv) if csv else ()),
             *(("--batch_size", str(batch_size)) if batch_size else ()),

@@ -6,7 +6,7 @@ paper's layout (rows: phone; columns: methods; cells: PSNR dB / SSIM).
         --model "Johnson et al.=runs/johnson/generator.keras" \\
         --model "DPED=runs/sony/generator.keras" --out runs/table2_sony
 
-Models are what `dped-tf train` writes (`--model dped|srcnn|johnson`), or the authors'
+Models are what `dped-tf train` writes (`--architecture dped|srcnn|johnson`), or the authors'
 released ones by name (`--model "DPED (released)=dped:sony"`, downloaded once into Keras'
 cache: README, "Released models"). `dped-tf evaluate`
 runs them all in float32 and scores them by both protocols (docs/method.md §6), next to
@@ -76,19 +76,20 @@ def main(argv=None):
                       ".keras file or dped:iphone|blackberry|sony (the authors' released model)")
   source = parser.add_mutually_exclusive_group()
   source.add_argument("--dped_dir", default="data/dped")
-  source.add_argument("--tfrecords", default=None)
+  source.add_argument("--tfrecord_dir", default=None,
+                      help="test TFRecords of a `dped-tf prepare` folder instead")
   parser.add_argument("--batch_size", type=int, default=50)
   parser.add_argument("--limit", type=int, default=0)
   parser.add_argument("--out", default=None, help="folder for table2.md/.csv/.json")
   args = parser.parse_args(argv)
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  source = args.tfrecords or args.dped_dir
+  source = args.tfrecord_dir or args.dped_dir
   with tempfile.TemporaryDirectory() as scratch:
     out = args.out or scratch
     os.makedirs(out, exist_ok=True)
     results = Steps().evaluate(
         args.phone, args.model,
-        os.path.join(out, "table2.json"), tfrecords=args.tfrecords, dped_dir=args.dped_dir,
+        os.path.join(out, "table2.json"), tfrecords=args.tfrecord_dir, dped_dir=args.dped_dir,
         csv=os.path.join(out, "table2.csv"), batch_size=args.batch_size, limit=args.limit)
   table = markdown(args.phone, results)
   print(table)

@@ -60,7 +60,7 @@ def run_cli(*args):
 
 def test_align_command_on_real_pairs(photo_pairs, tmp_path, capsys):
   out = tmp_path / "out"
-  assert run_cli(f"--pairs_csv={photo_pairs / 'pairs.csv'}", "--phone=sony", f"--out={out}",
+  assert run_cli(f"--pairs_csv={photo_pairs / 'pairs.csv'}", "--phone=sony", f"--dped_dir={out}",
                  "--patch_size=64", "--test_fraction=0") == 0
   printed = capsys.readouterr().out
   assert "SKIPPED: too few matches" in printed
@@ -91,7 +91,7 @@ def test_align_command_on_real_pairs(photo_pairs, tmp_path, capsys):
   assert meta["train"]["pairs"] == moto["kept"] and meta["test"]["pairs"] == synth["kept"]
   # A second run refuses to replace the output unless told to.
   assert run_cli(f"--pairs_csv={photo_pairs / 'pairs.csv'}", "--phone=sony",
-                 f"--out={out}", "--patch_size=64") == 2
+                 f"--dped_dir={out}", "--patch_size=64") == 2
   assert "already exists" in capsys.readouterr().err
 
 
@@ -105,7 +105,7 @@ def test_align_command_skips_unrelated_photos_with_status_0(photo_pairs, tmp_pat
   shutil.copy(photo_pairs / "dslr" / "moto.png", dslr_dir / "broken.png")
   out = tmp_path / "out"
   assert run_cli(f"--phone_dir={phone_dir}", f"--dslr_dir={dslr_dir}", "--phone=iphone",
-                 f"--out={out}") == 0
+                 f"--dped_dir={out}") == 0
   printed = capsys.readouterr().out
   assert "unrelated" in printed and "SKIPPED: too few matches" in printed
   assert f"SKIPPED: unreadable image: {phone_dir / 'broken.jpg'}" in printed
@@ -124,7 +124,7 @@ def test_align_command_skips_unrelated_photos_with_status_0(photo_pairs, tmp_pat
     (["--pairs_csv=/nonexistent.csv"], "/nonexistent.csv: unreadable"),
 ])
 def test_align_command_bad_input_is_one_line(args, message, tmp_path, capsys):
-  assert run_cli(*args, "--phone=sony", f"--out={tmp_path}") == 2
+  assert run_cli(*args, "--phone=sony", f"--dped_dir={tmp_path}") == 2
   err = capsys.readouterr().err
   assert message in err and err.count("\n") == 1
 

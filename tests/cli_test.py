@@ -94,8 +94,8 @@ def test_help_lists_commands_and_flags():
   assert sub.returncode == 0 and "--vgg_weights" in sub.stdout and "--precision" in sub.stdout
 
 
-@pytest.mark.parametrize("combination", [["--model", "srcnn", "--init", "identity"],
-                                         ["--model", "srcnn", "--norm", "batch"]])
+@pytest.mark.parametrize("combination", [["--architecture", "srcnn", "--init", "identity"],
+                                         ["--architecture", "srcnn", "--norm", "batch"]])
 def test_refused_model_combinations(tmp_path, combination):
   records = tmp_path / "records"
   records.mkdir()

@@ -142,7 +142,7 @@ def test_tfrecords_give_the_folder_numbers(dped, tmp_path, capsys):
   records = str(tmp_path / "tfr")
   tfrecords.convert_dped_folder(root, "sony", records, patch_size=40)
   out_json = str(tmp_path / "r.json")
-  assert cli.main(["dped-tf", "evaluate", "--phone", "sony", "--tfrecords", records,
+  assert cli.main(["dped-tf", "evaluate", "--phone", "sony", "--tfrecord_dir", records,
                    "--model", model, "--json", out_json]) == 0
   capsys.readouterr()
   with open(out_json) as f:

@@ -18,7 +18,7 @@ from dped_tf.testing.models import random_weights_model
 
 
 def test_the_kinds_are_the_ones_train_offers():
-  assert list(factory.KINDS) == list(configs.MODELS)
+  assert list(factory.KINDS) == list(configs.ARCHITECTURES)
 
 
 def test_each_network_module_imports_no_other_network_nor_the_factory():

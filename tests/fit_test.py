@@ -57,7 +57,7 @@ def test_flags_come_from_the_config_fields():
                                         w_texture=paper.w_texture, w_tv=paper.w_tv,
                                         texture_form="paper")
   assert (cfg.phone, cfg.iterations, cfg.norm) == ("pixel-8", 7, "batch")
-  assert parse("--phone", "sony", "--model", "srcnn").loss == configs.LOSS_PRESETS["srcnn"]
+  assert parse("--phone", "sony", "--architecture", "srcnn").loss == configs.LOSS_PRESETS["srcnn"]
   assert parse("--phone", "sony") == configs.TrainConfig(phone="sony")
   with pytest.raises(flags.IllegalFlagValueError):
     parse("--phone", "sony", "--norm", "group")
@@ -68,22 +68,22 @@ def test_flags_come_from_the_config_fields():
   assert trainer.g_optimizer.epsilon == 1e-8 and trainer.d_optimizer.epsilon == 1e-8
 
 
-ACCEPTED = [(m, n, i) for m in configs.MODELS for n in configs.NORMS for i in configs.INITS
+ACCEPTED = [(m, n, i) for m in configs.ARCHITECTURES for n in configs.NORMS for i in configs.INITS
             if m != "srcnn" or (n, i) == ("instance", "reference")]
 
 
 def test_refused_combinations_are_named():
-  refused = [(m, n, i) for m in configs.MODELS for n in configs.NORMS for i in configs.INITS
+  refused = [(m, n, i) for m in configs.ARCHITECTURES for n in configs.NORMS for i in configs.INITS
              if (m, n, i) not in ACCEPTED]
   assert len(refused) == 3
   for model, norm, init in refused:
     with pytest.raises(ValueError, match="srcnn"):
-      tiny(model=model, norm=norm, init=init)
+      tiny(architecture=model, norm=norm, init=init)
 
 
 @pytest.mark.parametrize("model,norm,init", ACCEPTED)
 def test_every_accepted_combination_trains_one_step(records, model, norm, init):
-  trainer, _ = loop.build_trainer(tiny(model=model, norm=norm, init=init))
+  trainer, _ = loop.build_trainer(tiny(architecture=model, norm=norm, init=init))
   before = [w.numpy() for w in trainer.generator.trainable_weights]
   batch = next(iter(tfrecords.make_dataset(records, "train", BATCH, PATCH, seed=0)))
   if init == "identity":  # starts near the identity map, batch norm included
@@ -112,7 +112,7 @@ def test_init_from_copies_the_generator_only(tmp_path):
 @pytest.mark.parametrize("saved,run,needle", [
     (("dped", "batch"), dict(), "batch norm"),
     (("srcnn", "instance"), dict(), "SRCNN"),
-    (("dped", "instance"), dict(model="srcnn"), "instance norm"),
+    (("dped", "instance"), dict(architecture="srcnn"), "instance norm"),
 ])
 def test_init_from_another_architecture_is_refused(tmp_path, saved, run, needle):
   path = str(tmp_path / "other.keras")

@@ -34,7 +34,7 @@ def test_prepare_rejects_a_duplicate_index(tmp_path):
   shutil.copy(os.path.join(phone_dir, "1.jpg"), os.path.join(phone_dir, "01.jpg"))
   out = str(tmp_path / "records")
   assert_one_line_error(dped_tf_logged("prepare", "--phone", "sony", "--dped_dir", root,
-                                       "--patch_size", "32", "--out", out), "index 1", "1.jpg")
+                                       "--patch_size", "32", "--tfrecord_dir", out), "index 1", "1.jpg")
   assert not os.path.exists(os.path.join(out, "meta.json"))
 
 
@@ -42,7 +42,7 @@ def test_prepare_on_a_full_disk(tmp_path):
   root = write_dped_folder(str(tmp_path / "dped"), train=8, test=2, patch=32)
   out = str(tmp_path / "records")
   result = dped_tf_logged("prepare", "--phone", "sony", "--dped_dir", root, "--patch_size",
-                          "32", "--out", out, file_limit=4096)
+                          "32", "--tfrecord_dir", out, file_limit=4096)
   assert_one_line_error(result, "File too large", out)
   assert not os.path.exists(os.path.join(out, "meta.json"))  # not a finished conversion
 

@@ -53,14 +53,14 @@ def test_new_phone_from_heic_pairs_to_enhanced_photos(photos, tmp_path, capsys):
   out = tmp_path / "data"
   # 1. align: HEIC phone photos against PNG DSLR photos; patches only (prepare follows).
   assert dped_tf("align", f"--pairs_csv={photos / 'pairs.csv'}", f"--phone={PHONE}",
-                 f"--out={out}", f"--patch_size={PATCH}", "--notfrecords") == 0
+                 f"--dped_dir={out}", f"--patch_size={PATCH}", "--nowrite_tfrecords") == 0
   report = json.loads((out / PHONE / "align_report.json").read_text())
   assert all(p["status"] == "ok" and p["kept"] > 0 for p in report["photos"])
   assert all(p["scale"] == pytest.approx(1.25, abs=0.05) for p in report["photos"])
   assert report["patches"]["train"] > 20 and report["patches"]["test"] > 4
   # 2. prepare: the DPED layout under the new name -> TFRecords.
   records = out / PHONE / "tfrecords"
-  assert dped_tf("prepare", f"--phone={PHONE}", f"--dped_dir={out}", f"--out={records}",
+  assert dped_tf("prepare", f"--phone={PHONE}", f"--dped_dir={out}", f"--tfrecord_dir={records}",
                  f"--patch_size={PATCH}") == 0
   # 3. import-checkpoint: a TF1 checkpoint written the authors' way -> .keras.
   prefix = str(tmp_path / "released" / "iphone_orig")
@@ -82,7 +82,7 @@ def test_new_phone_from_heic_pairs_to_enhanced_photos(photos, tmp_path, capsys):
   # 5. evaluate: both protocols, the baseline by numpy from the test patches.
   capsys.readouterr()
   out_json = tmp_path / "eval.json"
-  assert dped_tf("evaluate", f"--phone={PHONE}", f"--tfrecords={records}",
+  assert dped_tf("evaluate", f"--phone={PHONE}", f"--tfrecord_dir={records}",
                  f"--model={run / 'generator.keras'}", f"--compare=imported={imported}",
                  "--batch_size=4", f"--json={out_json}") == 0
   assert "Released code's protocol" in capsys.readouterr().out

@@ -63,7 +63,7 @@ def test_baselines_train_and_evaluate(tiny_records, tmp_path, run_experiment):
   # Dong et al. through the command line: --model srcnn picks the srcnn (MSE) preset.
   srcnn_dir = str(tmp_path / "srcnn")
   assert cli.main(["dped-tf", "train", "--phone", "sony", "--tfrecord_dir", tiny_records,
-                   "--model_dir", srcnn_dir, "--model", "srcnn", "--batch_size", "2",
+                   "--model_dir", srcnn_dir, "--architecture", "srcnn", "--batch_size", "2",
                    "--patch_size", "32", "--iterations", "2", "--eval_every", "2",
                    "--vgg_weights", "none"]) == 0
   with open(os.path.join(srcnn_dir, "run.json")) as f:
@@ -74,7 +74,7 @@ def test_baselines_train_and_evaluate(tiny_records, tmp_path, run_experiment):
   johnson = _train(tiny_records, str(tmp_path / "johnson"), model="johnson",
                    loss=configs.LOSS_PRESETS["johnson"])
   out = tmp_path / "table"
-  printed = run_experiment("table2", "--phone", "sony", "--tfrecords", tiny_records,
+  printed = run_experiment("table2", "--phone", "sony", "--tfrecord_dir", tiny_records,
                            "--out", str(out), "--batch_size", "3",
                            "--model", f"Dong et al.={srcnn_dir}/generator.keras",
                            "--model", f"Johnson et al.={johnson}")
@@ -113,7 +113,7 @@ def test_identity_start_reproduces_the_input():
   far = float(metrics.psnr(reference(image), image)[0])
   assert near > 20.0 and near > far + 8.0, (near, far)
   with pytest.raises(ValueError, match="srcnn"):
-    configs.TrainConfig(model="srcnn", init="identity")
+    configs.TrainConfig(architecture="srcnn", init="identity")
 
 
 def test_loss_ablation_notebook(tmp_path):

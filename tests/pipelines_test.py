@@ -56,7 +56,7 @@ def test_enhance_beam_is_enhance_with_dead_letters_and_a_rerun_that_skips(tmp_pa
   (inputs / "bad.jpg").write_bytes(b"not a photo")
   _png_bomb(str(inputs / "bomb.png"))
   flags = [str(inputs), f"--model={model}", "--max_memory=64"]
-  assert cli.main(["dped-tf", "enhance", *flags, f"--out={tmp_path / 'ref'}"]) == 1
+  assert cli.main(["dped-tf", "enhance", *flags, f"--dped_dir={tmp_path / 'ref'}"]) == 1
   capsys.readouterr()
   out = tmp_path / "beam"
   beam = ["dped-tf", "enhance", *flags, f"--out={out}", "--beam", *BEAM]
@@ -105,9 +105,9 @@ def test_align_beam_gives_the_records_of_align_and_prepare(tmp_path, capsys):
       "phone/coffee.jpg,dslr/coffee.png,test\nphone/broken.png,dslr/broken.png,train\n")
   flags = [f"--pairs_csv={tmp_path / 'pairs.csv'}", "--phone=sony", "--patch_size=64",
            "--pairs_per_shard=8"]
-  assert cli.main(["dped-tf", "align", *flags, f"--out={tmp_path / 'ref'}"]) == 0
+  assert cli.main(["dped-tf", "align", *flags, f"--dped_dir={tmp_path / 'ref'}"]) == 0
   capsys.readouterr()
-  assert cli.main(["dped-tf", "align", *flags, f"--out={tmp_path / 'beam'}", "--beam",
+  assert cli.main(["dped-tf", "align", *flags, f"--dped_dir={tmp_path / 'beam'}", "--beam",
                    *BEAM]) == 0
   printed = capsys.readouterr().out
   assert "2 photo pairs aligned, 1 skipped (1 unreadable)" in printed

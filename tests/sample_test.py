@@ -110,7 +110,7 @@ def test_sample_is_deterministic_for_a_seed(samples, tmp_path):
 
 
 def test_sample_command(tmp_path, capsys):
-  args = ["dped-tf", "sample", "--phone=iphone", f"--out={tmp_path}", "--patch_size=32",
+  args = ["dped-tf", "sample", "--phone=iphone", f"--dped_dir={tmp_path}", "--patch_size=32",
           "--train_patches=10", "--test_patches=4"]
   assert cli.main(args) == 0
   printed = capsys.readouterr().out
@@ -123,11 +123,11 @@ def test_sample_command(tmp_path, capsys):
 
 def test_sample_for_a_new_phone_name_needs_a_camera(tmp_path, capsys):
   out = str(tmp_path / "s")
-  assert cli.main(["dped-tf", "sample", "--phone", "my_phone-2", "--out", out,
+  assert cli.main(["dped-tf", "sample", "--phone", "my_phone-2", "--dped_dir", out,
                    "--patch_size", "48", "--train_patches", "4", "--test_patches", "2"]) == 2
   assert "--camera" in capsys.readouterr().err and not os.path.exists(out)
   assert cli.main(["dped-tf", "sample", "--phone", "my_phone-2", "--camera", "midrange",
-                   "--out", out, "--patch_size", "48", "--train_patches", "4",
+                   "--dped_dir", out, "--patch_size", "48", "--train_patches", "4",
                    "--test_patches", "2"]) == 0
   meta = tfrecords.read_meta(os.path.join(out, "my_phone-2", "tfrecords"))
   assert "midrange" in meta["sample"] and meta["test"]["pairs"] == 2

@@ -8,6 +8,7 @@ from absl import flags
 from dped_tf import fileio
 from dped_tf import precision
 from dped_tf.configs import RELEASED_HELP
+from dped_tf.configs import check_model
 from dped_tf.errors import DpedError
 from dped_tf.lazy import lazy_import
 
@@ -19,6 +20,10 @@ photos = lazy_import("dped_tf.enhancement.photo")
 storage = lazy_import("dped_tf.enhancement.storage")
 pipelines = lazy_import("dped_tf.pipelines")
 enhance_archive = lazy_import("dped_tf.pipelines.enhance_archive")
+
+USAGE = "PHOTO_OR_FOLDER... --model MODEL --out FOLDER"
+EXAMPLE = "dped-tf enhance photo.jpg holiday/ --model dped:sony --out enhanced"
+REQUIRED = ("model", "out")
 
 MODES = ("auto", "whole", "tiled")
 
@@ -41,8 +46,6 @@ def define_flags(fv):
                     "with one worker per core unless Beam options after -- say otherwise "
                     "(-- --runner=... --direct_num_workers=N).", flag_values=fv)
   define_inference_flags(fv)
-  flags.mark_flag_as_required("model", flag_values=fv)
-  flags.mark_flag_as_required("out", flag_values=fv)
 
 
 def define_inference_flags(fv):
@@ -67,19 +70,30 @@ def define_inference_flags(fv):
                        flag_values=fv)
 
 
-def main(fv, argv):
-  if not argv:
+def check(fv, argv):
+  """Inputs, model and output, before TensorFlow loads: a mistyped name fails at once."""
+  inputs = [a for a in argv if not (fv.beam and a.startswith("--"))]
+  if not inputs:
     raise DpedError("no input photos or folders given")
   if fv.ext and "." + fv.ext.lstrip(".").lower() not in image_io.OUTPUT_EXTENSIONS:
     raise DpedError(f"unsupported output format {fv.ext!r} (use "
                     f"{', '.join(image_io.OUTPUT_EXTENSIONS)})")
+  missing = [a for a in inputs if not os.path.exists(a)]
+  if not fv.beam and len(missing) == len(inputs):
+    raise DpedError(f"{missing[0]}: no such file or folder" if len(missing) == 1 else
+                    f"none of the inputs exists ({', '.join(missing)})")
+  if not fv.beam:
+    check_model(fv.model)
+  if os.path.exists(fv.out) and not os.path.isdir(fv.out):
+    raise DpedError(f"{fv.out}: output path exists and is not a folder")
+
+
+def main(fv, argv):
   if fv.beam:
     return _main_beam(fv, argv)
   files, failures = photos.collect_inputs(argv)
   if not files and not failures:
     raise DpedError(f"no image files in {' '.join(argv)}")
-  if os.path.exists(fv.out) and not os.path.isdir(fv.out):
-    raise DpedError(f"{fv.out}: output path exists and is not a folder")
   enhancer, settings = load_enhancer(fv, keep_input=fv.side_by_side)
   os.makedirs(fv.out, exist_ok=True)
   for line in failures:

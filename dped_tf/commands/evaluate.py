@@ -8,6 +8,7 @@ from absl import logging
 
 from dped_tf import precision
 from dped_tf.configs import RELEASED_HELP
+from dped_tf.configs import check_model
 from dped_tf.configs import define_phone_flag
 from dped_tf.dataloaders import locate
 from dped_tf.errors import DpedError
@@ -19,6 +20,12 @@ factory = lazy_import("dped_tf.modeling.factory")
 executor = lazy_import("dped_tf.enhancement.executor")
 released = lazy_import("dped_tf.modeling.released")
 
+USAGE = "--phone PHONE --model MODEL"
+EXAMPLE = ("dped-tf evaluate --phone sony --model runs/sony_sample/generator.keras "
+           "--compare DPED=dped:sony --json eval.json")
+REQUIRED = ("phone",)
+RENAMED = {"tfrecords": "tfrecord_dir"}
+
 
 def define_flags(fv):
   define_phone_flag(fv, "Phone whose test patches to use.")
@@ -29,8 +36,8 @@ def define_flags(fv):
   flags.DEFINE_string("dped_dir", "data/dped", "Root of the DPED layout (left out and "
                       "without <phone>: data/sample, from `dped-tf sample`, if there).",
                       flag_values=fv)
-  flags.DEFINE_string("tfrecords", None, "Read a `dped-tf prepare` folder instead of the "
-                      "DPED layout.", flag_values=fv)
+  flags.DEFINE_string("tfrecord_dir", None, "Read the test TFRecords of this `dped-tf "
+                      "prepare` folder instead of the DPED layout.", flag_values=fv)
   flags.DEFINE_integer("batch_size", 50, "Patches per step; the released code's protocol "
                        "scores each full batch (50 for Table 2's numbers).", lower_bound=1,
                        flag_values=fv)
@@ -41,7 +48,6 @@ def define_flags(fv):
                     flag_values=fv)
   flags.DEFINE_string("json", None, "Also write the results as JSON here.", flag_values=fv)
   flags.DEFINE_string("csv", None, "Also write the results as CSV here.", flag_values=fv)
-  flags.mark_flag_as_required("phone", flag_values=fv)
 
 
 def model_specs(model, compare):
@@ -67,26 +73,40 @@ def model_record(model, file):
   return record
 
 
-def main(fv, argv):
+def _source(fv, quiet=False):
+  """(the folder evaluated, the sample it is or None)."""
+  if fv.tfrecord_dir:
+    if not os.path.isdir(fv.tfrecord_dir):
+      raise DpedError(f"{fv.tfrecord_dir}: TFRecords folder not found")
+    return fv.tfrecord_dir, locate.sample_of(fv.tfrecord_dir)
+  source = locate.dped_dir_for(fv.dped_dir, fv.phone, fv["dped_dir"].present, quiet)
+  if not os.path.isdir(source):
+    raise locate.missing_data_error(source, fv.phone)
+  return source, locate.sample_of(os.path.join(source, fv.phone, "tfrecords"))
+
+
+def check(fv, argv):
+  """The models and the data, before TensorFlow loads."""
   if argv:
     raise DpedError(f"unexpected arguments: {' '.join(argv)}")
   specs = model_specs(fv.model, fv.compare)
   if not specs:
     raise DpedError("give a model (--model) or models to compare (--compare)")
-  if fv.tfrecords:
-    source, sample = fv.tfrecords, locate.sample_of(fv.tfrecords)
-  else:
-    source = locate.dped_dir_for(fv.dped_dir, fv.phone, fv["dped_dir"].present)
-    if not os.path.isdir(source):
-      raise locate.missing_data_error(source, fv.phone)
-    sample = locate.sample_of(os.path.join(source, fv.phone, "tfrecords"))
+  for _, path in specs:
+    check_model(path)
+  _source(fv)
+
+
+def main(fv, argv):  # pylint: disable=unused-argument  (check read argv)
+  specs = model_specs(fv.model, fv.compare)
+  source, sample = _source(fv, quiet=True)
   models, files = {}, {}
   for label, path in specs:
     enhancer = executor.Enhancer(factory.load_generator(path), fv.precision)
     models[label] = enhancer.whole
     files[label] = released.keras_file(path) if released.is_name(path) else path
-  if fv.tfrecords:
-    batches = evaluation.tfrecord_batches(fv.tfrecords, fv.batch_size, fv.limit)
+  if fv.tfrecord_dir:
+    batches = evaluation.tfrecord_batches(fv.tfrecord_dir, fv.batch_size, fv.limit)
   else:
     batches = evaluation.folder_batches(source, fv.phone, fv.batch_size, fv.limit)
   results = evaluation.evaluate(batches, models, full_batch=fv.batch_size)

@@ -5,8 +5,9 @@ import os
 import sys
 
 from absl import flags
-from absl import logging
 
+from dped_tf.configs import RELEASED_HELP
+from dped_tf.configs import check_model
 from dped_tf.errors import DpedError
 from dped_tf.lazy import lazy_import
 from dped_tf.serving import LITERT_PRECISIONS
@@ -17,19 +18,21 @@ formats = lazy_import("dped_tf.serving.formats")
 quantization = lazy_import("dped_tf.serving.quantization")
 served = lazy_import("dped_tf.serving.served")
 
+USAGE = "--model MODEL --out FOLDER"
+EXAMPLE = "dped-tf export --model dped:sony --format onnx --out export/sony"
+REQUIRED = ("model", "out")
 
 
 def define_flags(fv):
   flags.DEFINE_string("model", None, "Generator: a .keras file (dped, johnson or srcnn, from "
-                      "train or import-checkpoint) or dped:iphone|blackberry|sony (the "
-                      "authors' released model, downloaded once into Keras' cache).",
-                      flag_values=fv)
+                      f"train or import-checkpoint) {RELEASED_HELP}.", flag_values=fv)
   flags.DEFINE_enum("format", "saved_model", ["saved_model", "onnx", "openvino", "litert",
                                               "tflite"],
                     "saved_model: OUT/<version>/ for TF Serving; onnx: OUT/generator.onnx; "
                     "openvino: OUT/generator.xml + .bin; litert: OUT/generator_<precision>"
                     ".tflite (tflite: deprecated name of litert).", flag_values=fv)
-  flags.DEFINE_string("out", None, "Output folder.", flag_values=fv)
+  flags.DEFINE_string("out", None, "Output folder (created if missing; what goes in it: "
+                      "--format).", flag_values=fv)
   flags.DEFINE_integer("version", None, "SavedModel version folder (default: one above the "
                        "highest in OUT, else 1).", lower_bound=1, flag_values=fv)
   flags.DEFINE_enum("image_format", "png", ["png", "jpeg"], "What the `enhance_image` "
@@ -47,8 +50,6 @@ def define_flags(fv):
                        "calibrate on.", lower_bound=1, flag_values=fv)
   flags.DEFINE_bool("overwrite", False, "Replace an existing version folder / files.",
                     flag_values=fv)
-  flags.mark_flag_as_required("model", flag_values=fv)
-  flags.mark_flag_as_required("out", flag_values=fv)
 
 
 def _mb(size):
@@ -71,23 +72,31 @@ def _export_saved_model(fv):
         f"(image_bytes string [n] -> enhanced_bytes {fv.image_format})")
 
 
-def main(fv, argv):
+def check(fv, argv):
+  """Flags that go together, the model and the output folder, before TensorFlow loads."""
   if argv:
     raise DpedError(f"unexpected arguments: {' '.join(argv)}")
-  fmt = fv.format
-  if fmt == "tflite":
+  if fv.format == "tflite":
     print("dped-tf export: warning: --format tflite is deprecated, use --format litert "
           "(the same files)", file=sys.stderr)
-    fmt = "litert"
+  fmt = "litert" if fv.format == "tflite" else fv.format
   if fmt != "saved_model" and fv.version is not None:
     raise DpedError("--version applies to --format saved_model only")
   if fmt != "litert" and fv["precision"].present:
     raise DpedError("--precision applies to --format litert only")
+  if "int8" not in fv.precision and fv.calibration_dir:
+    raise DpedError("--calibration_dir applies to --precision int8 only")
+  if fv.calibration_dir and not os.path.isdir(fv.calibration_dir):
+    raise DpedError(f"{fv.calibration_dir}: calibration folder not found")
+  check_model(fv.model)
+  if os.path.exists(fv.out) and not os.path.isdir(fv.out):
+    raise DpedError(f"{fv.out}: output path exists and is not a folder")
+
+
+def main(fv, argv):  # pylint: disable=unused-argument  (check read argv)
+  fmt = "litert" if fv.format == "tflite" else fv.format
   precisions = list(dict.fromkeys(fv.precision))
   int8 = "int8" in precisions
-  if not int8 and fv.calibration_dir:
-    raise DpedError("--calibration_dir applies to --precision int8 only")
-  logging.set_verbosity(logging.WARNING)  # TF's per-function notes while saving
   if fmt == "saved_model":
     _export_saved_model(fv)
     return

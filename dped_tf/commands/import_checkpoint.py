@@ -11,6 +11,11 @@ from dped_tf.lazy import lazy_import
 
 interop = lazy_import("dped_tf.interop")
 
+USAGE = "--checkpoint PREFIX --out FILE.keras"
+EXAMPLE = ("dped-tf import-checkpoint --checkpoint DPED/models_orig/sony_orig "
+           "--out sony_orig.keras")
+REQUIRED = ("checkpoint", "out")
+
 
 def define_flags(fv):
   flags.DEFINE_string("checkpoint", None, "TF1 checkpoint prefix (PREFIX.index + "
@@ -18,18 +23,26 @@ def define_flags(fv):
                       flag_values=fv)
   flags.DEFINE_string("out", None, "Output .keras model.", flag_values=fv)
   flags.DEFINE_bool("overwrite", False, "Replace an existing output model.", flag_values=fv)
-  flags.mark_flag_as_required("checkpoint", flag_values=fv)
-  flags.mark_flag_as_required("out", flag_values=fv)
 
 
-def main(fv, argv):
+def _prefix(fv):
+  return fv.checkpoint[:-len(".index")] if fv.checkpoint.endswith(".index") else fv.checkpoint
+
+
+def check(fv, argv):
+  """The checkpoint and the output file, before TensorFlow loads."""
   if argv:
     raise DpedError(f"unexpected arguments: {' '.join(argv)}")
   if not fv.out.endswith(".keras"):
     raise DpedError(f"{fv.out}: output must end in .keras")
   if os.path.exists(fv.out) and not fv.overwrite:
     raise DpedError(f"{fv.out}: exists (pass --overwrite to replace it)")
-  prefix = fv.checkpoint[:-len(".index")] if fv.checkpoint.endswith(".index") else fv.checkpoint
+  if not os.path.isfile(_prefix(fv) + ".index"):
+    raise DpedError(f"{_prefix(fv)}: not a readable TF checkpoint (no {_prefix(fv)}.index)")
+
+
+def main(fv, argv):  # pylint: disable=unused-argument  (check read argv)
+  prefix = _prefix(fv)
   generator = interop.import_checkpoint(prefix)
   os.makedirs(os.path.dirname(os.path.abspath(fv.out)), exist_ok=True)
   save_keras_atomic(generator, fv.out)

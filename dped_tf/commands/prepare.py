@@ -10,32 +10,40 @@ from dped_tf.lazy import lazy_import
 
 tfrecords = lazy_import("dped_tf.dataloaders.tfrecords")
 
+USAGE = "--phone PHONE"
+EXAMPLE = "dped-tf prepare --phone sony --dped_dir data/dped"
+REQUIRED = ("phone",)
+RENAMED = {"out": "tfrecord_dir"}
+
 
 def define_flags(fv):
   define_phone_flag(fv, "Phone whose patches to convert.")
   flags.DEFINE_string("dped_dir", "data/dped", "Root of the DPED layout.", flag_values=fv)
-  flags.DEFINE_string("out", None, "Output folder (default <dped_dir>/<phone>/tfrecords).",
-                      flag_values=fv)
+  flags.DEFINE_string("tfrecord_dir", None, "TFRecords folder to write (default "
+                      "<dped_dir>/<phone>/tfrecords, where train looks).", flag_values=fv)
   flags.DEFINE_integer("patch_size", 100, "Expected patch side in pixels.", lower_bound=1,
                        flag_values=fv)
   flags.DEFINE_integer("pairs_per_shard", 2000, "Pairs per TFRecord shard.", lower_bound=1,
                        flag_values=fv)
   flags.DEFINE_bool("overwrite", False, "Replace an existing conversion.", flag_values=fv)
-  flags.mark_flag_as_required("phone", flag_values=fv)
 
 
 def default_out(dped_dir, phone):
   return os.path.join(dped_dir, phone, "tfrecords")
 
 
-def main(fv, argv):
+def check(fv, argv):
   if argv:
     raise DpedError(f"unexpected arguments: {' '.join(argv)}")
   if not os.path.isdir(fv.dped_dir):
     raise DpedError(f"{fv.dped_dir}: dataset folder not found")
-  out = fv.out or default_out(fv.dped_dir, fv.phone)
-  if os.path.exists(os.path.join(out, tfrecords.META)) and not fv.overwrite:
+  out = fv.tfrecord_dir or default_out(fv.dped_dir, fv.phone)
+  if os.path.exists(os.path.join(out, "meta.json")) and not fv.overwrite:
     raise DpedError(f"{out}: already converted (pass --overwrite to redo it)")
+
+
+def main(fv, argv):  # pylint: disable=unused-argument  (check read argv)
+  out = fv.tfrecord_dir or default_out(fv.dped_dir, fv.phone)
   meta = tfrecords.convert_dped_folder(fv.dped_dir, fv.phone, out, fv.patch_size,
                                        fv.pairs_per_shard)
   for split in tfrecords.SPLITS:

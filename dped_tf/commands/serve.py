@@ -14,6 +14,7 @@ from absl import flags
 
 from dped_tf.commands import enhance
 from dped_tf.configs import RELEASED_HELP
+from dped_tf.configs import check_model
 from dped_tf.errors import DpedError
 from dped_tf.lazy import lazy_import
 
@@ -21,6 +22,10 @@ access = lazy_import("dped_tf.web.access")
 pages = lazy_import("dped_tf.web.pages")
 app = lazy_import("dped_tf.web.serve.app")
 jobs = lazy_import("dped_tf.web.serve.jobs")
+
+USAGE = "--model MODEL"
+EXAMPLE = "dped-tf serve --model dped:sony   # then open http://127.0.0.1:8001"
+REQUIRED = ("model",)
 
 
 def define_flags(fv):
@@ -45,14 +50,18 @@ def define_flags(fv):
                      "would pass it (with what the queued photos will write) is refused "
                      "with 507.", lower_bound=1, flag_values=fv)
   enhance.define_inference_flags(fv)
-  flags.mark_flag_as_required("model", flag_values=fv)
 
 
-def main(fv, argv):
+def check(fv, argv):
+  """The model and the working folder, before TensorFlow loads."""
   if argv:
     raise DpedError(f"unexpected arguments: {' '.join(argv)}")
+  check_model(fv.model)
   if os.path.exists(fv.out) and not os.path.isdir(fv.out):
     raise DpedError(f"{fv.out}: output path exists and is not a folder")
+
+
+def main(fv, argv):  # pylint: disable=unused-argument  (check read argv)
   pages.templates()  # the web extra is installed
   # This process's temporary files (TensorFlow's autograph sources, activations over
   # budget unless --tmp_dir says otherwise) stay under --out too.

@@ -20,6 +20,10 @@ charts = lazy_import("dped_tf.web.study.charts")
 design = lazy_import("dped_tf.web.study.design")
 store = lazy_import("dped_tf.web.study.store")
 
+USAGE = "--class_dir NAME=FOLDER --class_dir NAME=FOLDER ... | --results"
+EXAMPLE = ("dped-tf study --class_dir phone=photos/phone --class_dir dped=enhanced/dped "
+           "--class_dir dslr=photos/dslr")
+
 
 def define_flags(fv):
   flags.DEFINE_multi_string("class_dir", [], "NAME=FOLDER, one per class of pictures; "

@@ -18,6 +18,11 @@ callbacks = lazy_import("dped_tf.training.callbacks")
 loop = lazy_import("dped_tf.training.loop")
 run_lib = lazy_import("dped_tf.training.run")
 
+USAGE = "--phone PHONE"
+EXAMPLE = "dped-tf train --phone sony --preset cpu_sample --model_dir runs/sony_sample"
+REQUIRED = ("phone",)
+RENAMED = {"model": "architecture"}
+
 
 def define_flags(fv):
   configs.define_phone_flag(fv, "Phone to train for.")
@@ -41,25 +46,35 @@ def define_flags(fv):
                     "tf.distribute strategy: one device, the GPUs of this machine, or the "
                     "machines of TF_CONFIG (every worker runs the same command; the chief "
                     "writes --model_dir).", flag_values=fv)
-  flags.mark_flag_as_required("phone", flag_values=fv)
 
 
-def main(fv, argv):
+def _data(fv, quiet=False):
+  """(DPED folder, TFRecords folder, whether the TFRecords are there)."""
+  dped_dir = locate.dped_dir_for(fv.dped_dir, fv.phone,
+                                 fv["dped_dir"].present or fv.tfrecord_dir, quiet)
+  tfrecord_dir = fv.tfrecord_dir or prepare.default_out(dped_dir, fv.phone)
+  return dped_dir, tfrecord_dir, os.path.isfile(os.path.join(tfrecord_dir, "meta.json"))
+
+
+def check(fv, argv):
+  """The data and the settings, before TensorFlow loads."""
   if argv:
     raise DpedError(f"unexpected arguments: {' '.join(argv)}")
-  dped_dir = locate.dped_dir_for(fv.dped_dir, fv.phone,
-                                 fv["dped_dir"].present or fv.tfrecord_dir)
-  tfrecord_dir = fv.tfrecord_dir or prepare.default_out(dped_dir, fv.phone)
-  has_records = os.path.isfile(os.path.join(tfrecord_dir, "meta.json"))
+  dped_dir, tfrecord_dir, has_records = _data(fv)
   if not has_records and fv.strategy == "multi_worker":
     raise DpedError(f"{tfrecord_dir}: no TFRecords; with --strategy=multi_worker run "
                     "`dped-tf prepare` first (workers must not convert concurrently)")
   if not has_records and not os.path.isdir(dped_dir):
     raise locate.missing_data_error(dped_dir, fv.phone, tfrecord_dir)
   try:
-    cfg = config_flags.train_config_from_flags(fv, phone=fv.phone)
+    config_flags.train_config_from_flags(fv, phone=fv.phone)
   except ValueError as e:
     raise DpedError(str(e)) from None
+
+
+def main(fv, argv):  # pylint: disable=unused-argument  (check read argv)
+  dped_dir, tfrecord_dir, has_records = _data(fv, quiet=True)
+  cfg = config_flags.train_config_from_flags(fv, phone=fv.phone)
   prepared = tfrecords.read_meta(tfrecord_dir).get("patch_size") if has_records else None
   if prepared and prepared != cfg.patch_size and not fv["patch_size"].present:
     print(f"Patch size {prepared} px, that of the TFRecords in {tfrecord_dir}")

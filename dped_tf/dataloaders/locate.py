@@ -21,16 +21,17 @@ def sample_of(tfrecord_dir):
     return None
 
 
-def dped_dir_for(dped_dir, phone, given):
+def dped_dir_for(dped_dir, phone, given, quiet=False):
   """`dped_dir`, unless it was not `given` (the default), holds nothing for `phone`, and
   `dped-tf sample` has made a sample for `phone` in `SAMPLE_DIR`: then `SAMPLE_DIR`,
-  with a warning that the data is the embedded sample."""
+  with a warning (unless `quiet`: said already) that the data is the embedded sample."""
   sample = os.path.join(SAMPLE_DIR, phone)
   if given or os.path.exists(os.path.join(dped_dir, phone)) or not os.path.isdir(sample):
     return dped_dir
-  logging.warning("%s: no DPED data; using the EMBEDDED SAMPLE in %s (made by `dped-tf "
-                  "sample`, not DPED; --dped_dir to choose)", os.path.join(dped_dir, phone),
-                  SAMPLE_DIR)
+  if not quiet:
+    logging.warning("%s: no DPED data; using the EMBEDDED SAMPLE in %s (made by `dped-tf "
+                    "sample`, not DPED; --dped_dir to choose)", os.path.join(dped_dir, phone),
+                    SAMPLE_DIR)
   return SAMPLE_DIR
 
 

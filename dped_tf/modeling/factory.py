@@ -1,6 +1,6 @@
 """Making and loading every generator the project trains (docs/method.md §1, 6).
 
-The kinds are named in `dped_tf.configs.MODELS` (light, read by `--help`); here they map
+The kinds are named in `dped_tf.configs.ARCHITECTURES` (light, read by `--help`); here they map
 to their classes: `dped` and `johnson` are a `Generator` (instance or batch norm), `srcnn`
 an `SRCNN`.
 """
@@ -20,14 +20,14 @@ GENERATOR_CLASSES = (Generator, SRCNN)
 
 
 def make_generator(kind="dped", norm="instance"):
-  """The network `dped-tf train --model` trains, unbuilt; `norm` applies to a `Generator`."""
+  """The network `dped-tf train --architecture` trains, unbuilt; `norm` applies to a `Generator`."""
   if kind not in KINDS:
     raise ValueError(f"unknown model {kind!r} (choose from {', '.join(KINDS)})")
   return Generator(norm=norm) if KINDS[kind] is Generator else SRCNN()
 
 
 def load_generator(path, kinds=None):
-  """Any generator the project writes (`dped-tf train --model dped|johnson|srcnn`,
+  """Any generator the project writes (`dped-tf train --architecture dped|johnson|srcnn`,
   `import-checkpoint`, the demo), saved as `.keras`, or a released one by name
   (`dped:iphone|blackberry|sony`: `released.keras_file`, downloaded on first use).
   `kinds`: the model classes accepted (default: `GENERATOR_CLASSES`)."""

@@ -41,7 +41,7 @@ def build_trainer(cfg: TrainConfig, vgg=None, warm_start_from_file=True):
   compute_dtype = precision.resolve(cfg.precision)
   precision.set_policy(compute_dtype)
   keras.utils.set_random_seed(cfg.seed)
-  generator, discriminator = make_generator(cfg.model, cfg.norm), Discriminator()
+  generator, discriminator = make_generator(cfg.architecture, cfg.norm), Discriminator()
   generator.build((None, None, None, 3))
   if cfg.init == "identity":
     warm_start.identity_init(generator)

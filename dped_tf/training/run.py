@@ -195,9 +195,14 @@ def read_run_json(run):
     return json.load(f)
 
 
+RENAMED_SETTINGS = {"model": "architecture"}  # run.json of dped_tf 0.1 -> TrainConfig field
+
+
 def _settings(config):
-  """A config dict with its loss weights at the top level."""
-  return {**{k: v for k, v in config.items() if k != "loss"}, **config.get("loss", {})}
+  """A config dict with its loss weights at the top level (names of older run.json files
+  as `TrainConfig` spells them now)."""
+  return {**{RENAMED_SETTINGS.get(k, k): v for k, v in config.items() if k != "loss"},
+          **config.get("loss", {})}
 
 
 def check_settings(run, cfg, new_segment=False):
