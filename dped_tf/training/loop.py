@@ -173,11 +173,10 @@ def run_training(run, trainer, vgg_source, cfg: TrainConfig, tfrecord_dir, jit_c
   changes = run_lib.check_settings(run, cfg, new_segment)
   run.make_folders()
   trainer.jit_compile = jit_compile
-  warnings = [vgg_source.warning] if vgg_source.warning else []
-  warnings += [f"training data is the embedded sample ({meta['sample']}), not DPED"
-               ] if meta.get("sample") else []
-  for w in warnings:
-    logging.warning(w)
+  warnings = [vgg_source.warning] if vgg_source.warning else []  # said when VGG loaded
+  if meta.get("sample"):
+    warnings.append(f"training data is the embedded sample ({meta['sample']}), not DPED")
+    logging.warning(warnings[-1])
 
   manager = run_lib.restore(run, trainer)
   start = int(trainer.step.numpy())
