@@ -7,6 +7,7 @@ from absl import flags
 from dped_tf.configs import define_phone_flag
 from dped_tf.errors import DpedError
 from dped_tf.lazy import lazy_import
+from dped_tf.progress import Progress
 
 tfrecords = lazy_import("dped_tf.dataloaders.tfrecords")
 
@@ -37,7 +38,7 @@ def main(fv, argv):
   if os.path.exists(os.path.join(out, tfrecords.META)) and not fv.overwrite:
     raise DpedError(f"{out}: already converted (pass --overwrite to redo it)")
   meta = tfrecords.convert_dped_folder(fv.dped_dir, fv.phone, out, fv.patch_size,
-                                       fv.pairs_per_shard)
+                                       fv.pairs_per_shard, progress=Progress)
   for split in tfrecords.SPLITS:
     m = meta[split]
     print(f"{split}: {m['pairs']} pairs written, {len(m['bad'])} bad, "
