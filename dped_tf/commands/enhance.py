@@ -1,7 +1,9 @@
 """`dped-tf enhance INPUT... --model M --out DIR`: photos of any size, bounded memory."""
 
+import contextlib
 import os
 import sys
+import time
 
 from absl import flags
 
@@ -10,6 +12,8 @@ from dped_tf import precision
 from dped_tf.configs import RELEASED_HELP
 from dped_tf.errors import DpedError
 from dped_tf.lazy import lazy_import
+from dped_tf.progress import Progress
+from dped_tf.progress import duration
 
 np = lazy_import("numpy")
 tf = lazy_import("tensorflow")
@@ -68,6 +72,7 @@ def define_inference_flags(fv):
 
 
 def main(fv, argv):
+  started = time.monotonic()
   if not argv:
     raise DpedError("no input photos or folders given")
   if fv.ext and "." + fv.ext.lstrip(".").lower() not in image_io.OUTPUT_EXTENSIONS:
@@ -85,24 +90,33 @@ def main(fv, argv):
   for line in failures:
     print(f"dped-tf enhance: error: {line}", file=sys.stderr)
   planned, done = set(), 0
-  for path in files:
-    try:
-      _enhance_one(path, enhancer, settings, planned, fv)
-      done += 1
-      continue
-    except DpedError as e:
-      why = with_flag_advice(e)
-      why = why if why.startswith(path) else f"{path}: {why}"
-    except (MemoryError, tf.errors.ResourceExhaustedError):
-      why = f"{path}: out of memory (lower --max_memory or --tile)"
-    failures.append(why)
-    print(f"dped-tf enhance: error: {why}", file=sys.stderr)
+  # Several photos: one line of photos, a tiled one's passes as parts of its photo; one
+  # photo: a line of its tile passes, if tiled.
+  bar = Progress(len(files), unit="photo", label="enhance") if len(files) > 1 else None
+  say = bar.write if bar else print
+  with bar or contextlib.nullcontext():
+    for path in files:
+      part = bar.share() if bar else Progress
+      try:
+        _enhance_one(path, enhancer, settings, planned, fv, part, say)
+        done += 1
+        continue
+      except DpedError as e:
+        why = with_flag_advice(e)
+        why = why if why.startswith(path) else f"{path}: {why}"
+      except (MemoryError, tf.errors.ResourceExhaustedError):
+        why = f"{path}: out of memory (lower --max_memory or --tile)"
+      finally:
+        if bar:
+          part.finish()
+      failures.append(why)
+      say(f"dped-tf enhance: error: {why}", file=sys.stderr)
   if failures:
     print(f"{done} enhanced, {len(failures)} failed:", file=sys.stderr)
     for line in failures:
       print(f"  {line}", file=sys.stderr)
     return 1
-  print(f"{done} enhanced into {fv.out}")
+  print(f"{done} enhanced into {fv.out} in {duration(time.monotonic() - started)}")
   return 0
 
 
@@ -152,15 +166,15 @@ def with_flag_advice(error):
   return str(error)
 
 
-def _enhance_one(path, enhancer, settings, planned, fv):
+def _enhance_one(path, enhancer, settings, planned, fv, progress=None, say=print):
   target = photos.output_path(path, fv.out, fv.ext)
   _check_target(path, target, planned, fv.overwrite)
   planned.add(os.path.abspath(target))
-  before, after = photos.enhance_file(path, target, enhancer, settings, fv.quality)
+  before, after = photos.enhance_file(path, target, enhancer, settings, fv.quality, progress)
   if fv.side_by_side:
     _write_comparison(path, target, before, after, fv)
   height, width = after.pixels.shape[:2]
-  print(f"{path} -> {target} ({width}x{height}, {enhancer.precision})")
+  say(f"{path} -> {target} ({width}x{height}, {enhancer.precision})")
 
 
 def _check_target(path, target, planned, overwrite):
