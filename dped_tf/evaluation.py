@@ -71,11 +71,22 @@ def tfrecord_batches(tfrecord_dir, batch_size=50, limit=0):
     yield phone.numpy(), dslr.numpy()
 
 
-def evaluate(batches, models, full_batch=metrics.RELEASED_BATCH):
+def test_pair_count(source, phone=None, limit=0):
+  """How many test pairs `folder_batches(source, phone, ...)` (with `phone`) or
+  `tfrecord_batches(source, ...)` (without) reads at most: the total of a progress line."""
+  if phone:
+    count = len(dped_folder.scan_pairs(source, phone, "test").pairs)
+  else:
+    count = tfrecords.read_meta(source).get("test", {}).get("pairs", 0)
+  return min(count, limit) if limit else count
+
+
+def evaluate(batches, models, full_batch=metrics.RELEASED_BATCH, on_scored=None):
   """Both protocols for the baseline and each model.
 
   `models`: {label: callable [B, H, W, 3] -> enhanced [B, H, W, 3]}. `full_batch`: the
-  released protocol's batch size (50 in Table 2; `batches` should hold that many). Returns
+  released protocol's batch size (50 in Table 2; `batches` should hold that many).
+  `on_scored`: called with each batch's number of patches once scored (progress). Returns
   {label: {released_psnr, released_ms_ssim, psnr, ssim, patches, full_batches}}, the
   baseline first; the released figures are None without a full batch.
   """
@@ -85,6 +96,8 @@ def evaluate(batches, models, full_batch=metrics.RELEASED_BATCH):
     outputs = {BASELINE: phone, **{label: fn(phone) for label, fn in models.items()}}
     for label in labels:
       scores[label].update_state(dslr, outputs[label])
+    if on_scored:
+      on_scored(len(phone))
   results = {}
   for label in labels:
     r = {k: float(v) for k, v in scores[label].result().items()}

@@ -137,7 +137,7 @@ def enhance_run(model_path, work, height, width):
   elapsed, stdout = run_timed(cmd)
   lines = stdout.strip().splitlines()
   peak_kb = int([l for l in lines if l.startswith("peak_rss_kb")][0].split()[1])
-  return peak_kb / 1024, elapsed, lines[0]
+  return peak_kb / 1024, elapsed, [l for l in lines if " -> " in l][0]  # not a progress line
 
 
 def main():

@@ -7,10 +7,10 @@ from absl import flags
 from dped_tf.configs import define_phone_flag
 from dped_tf.errors import DpedError
 from dped_tf.lazy import lazy_import
+from dped_tf.progress import Progress
 
 align = lazy_import("dped_tf.dataloaders.align")
 alignment = lazy_import("dped_tf.dataloaders.alignment")
-keras = lazy_import("keras")
 tfrecords = lazy_import("dped_tf.dataloaders.tfrecords")
 pipelines = lazy_import("dped_tf.pipelines")
 build_dataset = lazy_import("dped_tf.pipelines.build_dataset")
@@ -121,7 +121,7 @@ def main(fv, argv):
   if fv.beam:
     return _main_beam(fv, argv, pairs, cfg)
   report = align.align_photos(pairs, fv.dped_dir, fv.phone, cfg, fv.workers or None,
-                              fv.overwrite, keras.utils.Progbar(len(pairs), unit_name="photo"))
+                              fv.overwrite, Progress)
   print_report(report)
   root = os.path.join(fv.dped_dir, fv.phone)
   skipped = sum(p["status"] == "skipped" for p in report["photos"])
@@ -136,6 +136,7 @@ def main(fv, argv):
           "--test_fraction, or give splits in --pairs_csv)")
     return 0
   out = os.path.join(root, "tfrecords")
-  tfrecords.convert_dped_folder(fv.dped_dir, fv.phone, out, fv.patch_size, fv.pairs_per_shard)
+  tfrecords.convert_dped_folder(fv.dped_dir, fv.phone, out, fv.patch_size, fv.pairs_per_shard,
+                                progress=Progress)
   print(f"TFRecords in {out}")
   return 0

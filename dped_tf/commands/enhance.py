@@ -1,7 +1,9 @@
 """`dped-tf enhance INPUT... --model M --out DIR`: photos of any size, bounded memory."""
 
+import contextlib
 import os
 import sys
+import time
 
 from absl import flags
 
@@ -11,6 +13,8 @@ from dped_tf.configs import RELEASED_HELP
 from dped_tf.configs import check_model
 from dped_tf.errors import DpedError
 from dped_tf.lazy import lazy_import
+from dped_tf.progress import Progress
+from dped_tf.progress import duration
 
 np = lazy_import("numpy")
 tf = lazy_import("tensorflow")
@@ -89,34 +93,48 @@ def check(fv, argv):
 
 
 def main(fv, argv):
+  started = time.monotonic()
   if fv.beam:
     return _main_beam(fv, argv)
   files, failures = photos.collect_inputs(argv)
   if not files and not failures:
     raise DpedError(f"no image files in {' '.join(argv)}")
   enhancer, settings = load_enhancer(fv, keep_input=fv.side_by_side)
+  made_out = not os.path.exists(fv.out)
   os.makedirs(fv.out, exist_ok=True)
   for line in failures:
     print(f"dped-tf enhance: error: {line}", file=sys.stderr)
   planned, done = set(), 0
-  for path in files:
-    try:
-      _enhance_one(path, enhancer, settings, planned, fv)
-      done += 1
-      continue
-    except DpedError as e:
-      why = with_flag_advice(e)
-      why = why if why.startswith(path) else f"{path}: {why}"
-    except (MemoryError, tf.errors.ResourceExhaustedError):
-      why = f"{path}: out of memory (lower --max_memory or --tile)"
-    failures.append(why)
-    print(f"dped-tf enhance: error: {why}", file=sys.stderr)
+  # Several photos: one line of photos, a tiled one's passes as parts of its photo; one
+  # photo: a line of its tile passes, if tiled.
+  bar = Progress(len(files), unit="photo", label="enhance") if len(files) > 1 else None
+  say = bar.write if bar else print
+  with bar or contextlib.nullcontext():
+    for path in files:
+      part = bar.share() if bar else Progress
+      try:
+        _enhance_one(path, enhancer, settings, planned, fv, part, say)
+        done += 1
+        continue
+      except DpedError as e:
+        why = with_flag_advice(e)
+        why = why if why.startswith(path) else f"{path}: {why}"
+      except (MemoryError, tf.errors.ResourceExhaustedError):
+        why = f"{path}: out of memory (lower --max_memory or --tile)"
+      finally:
+        if bar:
+          part.finish()
+      failures.append(why)
+      say(f"dped-tf enhance: error: {why}", file=sys.stderr)
   if failures:
-    print(f"{done} enhanced, {len(failures)} failed:", file=sys.stderr)
-    for line in failures:
-      print(f"  {line}", file=sys.stderr)
+    if made_out and not os.listdir(fv.out):
+      os.rmdir(fv.out)  # nothing written: leave no empty folder behind
+    if len(failures) > 1 or done:  # one failure alone was said once, above
+      print(f"{done} enhanced, {len(failures)} failed:", file=sys.stderr)
+      for line in failures:
+        print(f"  {line}", file=sys.stderr)
     return 1
-  print(f"{done} enhanced into {fv.out}")
+  print(f"{done} enhanced into {fv.out} in {duration(time.monotonic() - started)}")
   return 0
 
 
@@ -166,15 +184,15 @@ def with_flag_advice(error):
   return str(error)
 
 
-def _enhance_one(path, enhancer, settings, planned, fv):
+def _enhance_one(path, enhancer, settings, planned, fv, progress=None, say=print):
   target = photos.output_path(path, fv.out, fv.ext)
   _check_target(path, target, planned, fv.overwrite)
   planned.add(os.path.abspath(target))
-  before, after = photos.enhance_file(path, target, enhancer, settings, fv.quality)
+  before, after = photos.enhance_file(path, target, enhancer, settings, fv.quality, progress)
   if fv.side_by_side:
     _write_comparison(path, target, before, after, fv)
   height, width = after.pixels.shape[:2]
-  print(f"{path} -> {target} ({width}x{height}, {enhancer.precision})")
+  say(f"{path} -> {target} ({width}x{height}, {enhancer.precision})")
 
 
 def _check_target(path, target, planned, overwrite):

@@ -14,6 +14,7 @@ from dped_tf.dataloaders import locate
 from dped_tf.errors import DpedError
 from dped_tf.fileio import atomic_write_bytes, file_digest
 from dped_tf.lazy import lazy_import
+from dped_tf.progress import Progress
 
 evaluation = lazy_import("dped_tf.evaluation")
 factory = lazy_import("dped_tf.modeling.factory")
@@ -107,9 +108,13 @@ def main(fv, argv):  # pylint: disable=unused-argument  (check read argv)
     files[label] = released.keras_file(path) if released.is_name(path) else path
   if fv.tfrecord_dir:
     batches = evaluation.tfrecord_batches(fv.tfrecord_dir, fv.batch_size, fv.limit)
+    total = evaluation.test_pair_count(fv.tfrecord_dir, limit=fv.limit)
   else:
     batches = evaluation.folder_batches(source, fv.phone, fv.batch_size, fv.limit)
-  results = evaluation.evaluate(batches, models, full_batch=fv.batch_size)
+    total = evaluation.test_pair_count(source, fv.phone, fv.limit)
+  with Progress(total, unit="patch", label="evaluate") as bar:
+    results = evaluation.evaluate(batches, models, full_batch=fv.batch_size,
+                                  on_scored=bar.update)
   print(evaluation.format_table(fv.phone, results))
   if sample:
     logging.warning("the test data is the embedded sample (%s), not DPED: these numbers "

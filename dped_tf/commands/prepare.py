@@ -7,6 +7,7 @@ from absl import flags
 from dped_tf.configs import define_phone_flag
 from dped_tf.errors import DpedError
 from dped_tf.lazy import lazy_import
+from dped_tf.progress import Progress
 
 tfrecords = lazy_import("dped_tf.dataloaders.tfrecords")
 
@@ -45,7 +46,7 @@ def check(fv, argv):
 def main(fv, argv):  # pylint: disable=unused-argument  (check read argv)
   out = fv.tfrecord_dir or default_out(fv.dped_dir, fv.phone)
   meta = tfrecords.convert_dped_folder(fv.dped_dir, fv.phone, out, fv.patch_size,
-                                       fv.pairs_per_shard)
+                                       fv.pairs_per_shard, progress=Progress)
   for split in tfrecords.SPLITS:
     m = meta[split]
     print(f"{split}: {m['pairs']} pairs written, {len(m['bad'])} bad, "

@@ -6,6 +6,7 @@ from dped_tf.configs import define_phone_flag
 from dped_tf.dataloaders import locate
 from dped_tf.errors import DpedError
 from dped_tf.lazy import lazy_import
+from dped_tf.progress import Progress
 
 sample = lazy_import("dped_tf.dataloaders.sample")
 
@@ -45,7 +46,7 @@ def main(fv, argv):
     raise DpedError(f"unexpected arguments: {' '.join(argv)}")
   s = sample.build_sample(fv.dped_dir, fv.phone, fv.patch_size, fv.train_patches,
                           fv.test_patches, fv.seed, fv.overwrite, fv.pairs_per_shard,
-                          fv.camera)
+                          fv.camera, progress=Progress)
   print(f"{s['phone']}: {s['train']} train / {s['test']} test patch pairs "
         f"({s['sample']})")
   print(f"{s['phone']}: phone vs DSLR on the test patches: PSNR {s['psnr']:.2f} dB, "

@@ -11,6 +11,7 @@ from dped_tf.commands import prepare
 from dped_tf.dataloaders import locate
 from dped_tf.errors import DpedError
 from dped_tf.lazy import lazy_import
+from dped_tf.progress import Progress
 
 tf = lazy_import("tensorflow")
 tfrecords = lazy_import("dped_tf.dataloaders.tfrecords")
@@ -91,7 +92,8 @@ def main(fv, argv):  # pylint: disable=unused-argument  (check read argv)
       trainer, vgg_source = loop.build_trainer(cfg, warm_start_from_file=not run.resuming)
     if not has_records:
       print(f"Converting {dped_dir} ({fv.phone}) to TFRecords in {tfrecord_dir}")
-      tfrecords.convert_dped_folder(dped_dir, fv.phone, tfrecord_dir, cfg.patch_size)
+      tfrecords.convert_dped_folder(dped_dir, fv.phone, tfrecord_dir, cfg.patch_size,
+                                    progress=Progress)
     try:
       loop.run_training(run, trainer, vgg_source, cfg, tfrecord_dir, jit_compile=fv.xla,
                         new_segment=fv.new_segment)

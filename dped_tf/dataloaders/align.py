@@ -18,6 +18,7 @@ import shutil
 
 from dped_tf import fileio
 from dped_tf import image_io
+from dped_tf import progress as progress_lib
 from dped_tf.dataloaders import alignment
 from dped_tf.dataloaders import dped_folder
 from dped_tf.errors import DpedError
@@ -126,7 +127,8 @@ def _process(pair, tag, cfg, root, phone):
 def align_photos(pairs, out_dir, phone, cfg=alignment.AlignConfig(), workers=None,
                  overwrite=False, progress=None):
   """Aligns every pair (in parallel over photos) and writes `<out_dir>/<phone>` in the DPED
-  layout with `align_report.json`; returns the report dict. `pairs` must have splits."""
+  layout with `align_report.json`; returns the report dict. `pairs` must have splits.
+  `progress`: a `dped_tf.progress.Progress`-like factory to show the photos done."""
   inputs = sorted({os.path.dirname(p) for _, pp, dp, _ in pairs for p in (pp, dp)})
   final = dped_folder.check_output(out_dir, phone, inputs, overwrite)
   os.makedirs(out_dir, exist_ok=True)
@@ -134,12 +136,12 @@ def align_photos(pairs, out_dir, phone, cfg=alignment.AlignConfig(), workers=Non
   shutil.rmtree(tmp, ignore_errors=True)
   try:
     dped_folder.make_layout(tmp, phone)
-    with concurrent.futures.ThreadPoolExecutor(workers or os.cpu_count()) as pool:
+    with (concurrent.futures.ThreadPoolExecutor(workers or os.cpu_count()) as pool,
+          progress_lib.start(progress, len(pairs), "photo", "align") as bar):
       futures = [pool.submit(_process, pair, k, cfg, tmp, phone)
                  for k, pair in enumerate(pairs)]
-      for done, _ in enumerate(concurrent.futures.as_completed(futures), start=1):
-        if progress:
-          progress.update(done)
+      for _ in concurrent.futures.as_completed(futures):
+        bar.update()
     results = [f.result() for f in futures]
     counts = dped_folder.number_patches(
         tmp, phone, [(k, pair[3], r.kept) for k, (pair, r) in enumerate(zip(pairs, results))])

@@ -13,6 +13,7 @@ import numpy as np
 
 from dped_tf import fileio
 from dped_tf import image_io
+from dped_tf import progress as progress_lib
 from dped_tf.dataloaders import camera_sim
 from dped_tf.dataloaders import dped_folder
 from dped_tf.errors import DpedError
@@ -98,11 +99,13 @@ def patch_metrics(patches):
 
 
 def build_sample(out_dir, phone, patch_size=100, train_patches=1500, test_patches=200,
-                 seed=0, overwrite=False, pairs_per_shard=2000, camera=None):
+                 seed=0, overwrite=False, pairs_per_shard=2000, camera=None, progress=None):
   """Writes `<out_dir>/<phone>` (DPED layout, full-size test photos, TFRecords in
   `tfrecords/` with meta["sample"] set); returns a summary with the phone-vs-DSLR PSNR and
   SSIM of the test patches. The phone side is simulated with the `camera` profile (default:
-  the one named like `phone`). Deterministic for `seed`."""
+  the one named like `phone`). Deterministic for `seed`. `progress`: a
+  `dped_tf.progress.Progress`-like factory to show the photos simulated and the TFRecord
+  pairs written."""
   profile = camera_sim.profile_for(phone, camera)
   final = dped_folder.check_output(out_dir, phone, [], overwrite)
   names = [n for split in ("train", "test") for n in PHOTOS[split]]
@@ -113,20 +116,22 @@ def build_sample(out_dir, phone, patch_size=100, train_patches=1500, test_patche
   try:
     dped_folder.make_layout(tmp, phone)
     order, test_pairs = [], []
-    for split, total in (("train", train_patches), ("test", test_patches)):
-      counts = split_counts(total, [photos[n].shape[0] * photos[n].shape[1]
-                                    for n in PHOTOS[split]])
-      for name, count in zip(PHOTOS[split], counts):
-        tag = names.index(name)
-        rng = np.random.default_rng([seed, tag])
-        view = phone_view(photos[name], profile, int(rng.integers(2**31)))
-        patches = random_crops(view, photos[name], count, patch_size, rng)
-        dped_folder.save_patches(tmp, phone, split, tag, patches)
-        order.append((tag, split, count))
-        if split == "test":
-          test_pairs += patches
-          dped_folder.write_jpeg(os.path.join(dped_folder.full_size_dir(tmp, phone),
-                                              f"{os.path.splitext(name)[0]}.jpg"), view)
+    with progress_lib.start(progress, len(names), "photo", "sample") as bar:
+      for split, total in (("train", train_patches), ("test", test_patches)):
+        counts = split_counts(total, [photos[n].shape[0] * photos[n].shape[1]
+                                      for n in PHOTOS[split]])
+        for name, count in zip(PHOTOS[split], counts):
+          tag = names.index(name)
+          rng = np.random.default_rng([seed, tag])
+          view = phone_view(photos[name], profile, int(rng.integers(2**31)))
+          patches = random_crops(view, photos[name], count, patch_size, rng)
+          dped_folder.save_patches(tmp, phone, split, tag, patches)
+          order.append((tag, split, count))
+          if split == "test":
+            test_pairs += patches
+            dped_folder.write_jpeg(os.path.join(dped_folder.full_size_dir(tmp, phone),
+                                                f"{os.path.splitext(name)[0]}.jpg"), view)
+          bar.update()
     written = dped_folder.number_patches(tmp, phone, order)
     fileio.publish_dir(os.path.join(tmp, phone), final)
   finally:
@@ -134,7 +139,7 @@ def build_sample(out_dir, phone, patch_size=100, train_patches=1500, test_patche
   description = f"scikit-image photos + simulated {profile.name} camera, seed {seed}"
   tfrecord_dir = os.path.join(final, "tfrecords")
   tfrecords.convert_dped_folder(out_dir, phone, tfrecord_dir, patch_size, pairs_per_shard,
-                                extra_meta={"sample": description})
+                                extra_meta={"sample": description}, progress=progress)
   psnr, ssim = patch_metrics(test_pairs)
   return {"phone": phone, "train": written["train"], "test": written["test"],
           "psnr": psnr, "ssim": ssim, "tfrecords": tfrecord_dir, "sample": description}

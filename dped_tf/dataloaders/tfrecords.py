@@ -10,11 +10,11 @@ import json
 import os
 
 from absl import logging
-import keras
 import tensorflow as tf
 
 from dped_tf import fileio
 from dped_tf import image_io
+from dped_tf import progress as progress_lib
 from dped_tf.dataloaders import dped_folder
 from dped_tf.errors import DpedError
 
@@ -68,15 +68,17 @@ def shard_path(out_dir, split, shard, num_shards):
   return os.path.join(out_dir, f"{split}-{shard:05d}-of-{num_shards:05d}.tfrecord")
 
 
-def write_split(pairs, out_dir, split, patch_size=100, pairs_per_shard=2000, threads=4):
+def write_split(pairs, out_dir, split, patch_size=100, pairs_per_shard=2000, threads=4,
+                progress=None):
   """Writes `pairs` [(index, phone_path, dslr_path)] as `<split>-KKKKK-of-NNNNN.tfrecord`.
 
   Bad pairs are skipped and returned as ["path: reason"]. Returns (written, bad).
+  `progress`: a `dped_tf.progress.Progress`-like factory to show the pairs done.
   """
   num_shards = max(1, -(-len(pairs) // pairs_per_shard))
   written, bad = 0, []
-  progress = keras.utils.Progbar(len(pairs), unit_name="pair") if pairs else None
-  with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+  with (concurrent.futures.ThreadPoolExecutor(threads) as pool,
+        progress_lib.start(progress, len(pairs), "pair", f"{split} TFRecords") as bar):
     for shard in range(num_shards):
       chunk = pairs[shard * pairs_per_shard:(shard + 1) * pairs_per_shard]
       path = shard_path(out_dir, split, shard, num_shards)
@@ -88,8 +90,8 @@ def write_split(pairs, out_dir, split, patch_size=100, pairs_per_shard=2000, thr
           else:
             writer.write(example(index, phone, dslr))
             written += 1
+          bar.update()
       os.replace(tmp, path)
-      progress.update(min(len(pairs), (shard + 1) * pairs_per_shard))
   return written, bad
 
 
@@ -99,11 +101,11 @@ def _report_skipped(what, items):
 
 
 def convert_dped_folder(dped_dir, phone, out_dir, patch_size=100, pairs_per_shard=2000,
-                        extra_meta=None):
+                        extra_meta=None, progress=None):
   """DPED layout (docs/method.md §5) -> TFRecords of both splits + `meta.json`; returns the meta.
 
   `extra_meta` (a dict) is merged into the meta, e.g. {"sample": "..."} for the embedded
-  sample dataset, which the trainer then flags loudly.
+  sample dataset, which the trainer then flags loudly. `progress`: as for `write_split`.
   """
   scans = {split: dped_folder.scan_pairs(dped_dir, phone, split) for split in SPLITS}
   if os.path.exists(out_dir) and not os.path.isdir(out_dir):
@@ -116,7 +118,8 @@ def convert_dped_folder(dped_dir, phone, out_dir, patch_size=100, pairs_per_shar
       raise DpedError(f"{dped_folder.split_dirs(dped_dir, phone, split)[0]}: no <i>.jpg "
                       "patches with a partner of the same index")
     logging.info("%s %s: %d pairs", phone, split, len(scan.pairs))
-    written, bad = write_split(scan.pairs, out_dir, split, patch_size, pairs_per_shard)
+    written, bad = write_split(scan.pairs, out_dir, split, patch_size, pairs_per_shard,
+                               progress=progress)
     meta[split] = {"pairs": written, "bad": bad, "unpaired": scan.unpaired,
                    "ignored": scan.ignored}
     _report_skipped(f"{split}: bad pairs", bad)

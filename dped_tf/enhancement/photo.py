@@ -65,9 +65,10 @@ def output_path(path, out_dir, ext, join=os.path.join):
   return join(out_dir, stem + image_io.output_extension(path, ext))
 
 
-def enhance_pixels(enhancer, pixels, out_dtype, settings):
+def enhance_pixels(enhancer, pixels, out_dtype, settings, progress=None):
   """An [H, W, 3] uint8/uint16 photo enhanced by `enhancer` (an `Enhancer`), whole or
-  in tiles as `settings` (a `MemorySettings`) decide; [H, W, 3] of `out_dtype`."""
+  in tiles as `settings` (a `MemorySettings`) decide; [H, W, 3] of `out_dtype`.
+  `progress`: a `dped_tf.progress.Progress`-like factory for the tiles, if tiled."""
   height, width = pixels.shape[:2]
   channel_bytes = pixels.dtype.itemsize
   if settings.use_whole(height, width, channel_bytes):
@@ -76,7 +77,7 @@ def enhance_pixels(enhancer, pixels, out_dtype, settings):
   out = np.empty((height, width, 3), out_dtype)
   return enhancer.tiled(pixels, out, settings.tile_side(),
                         settings.map_budget(height, width, channel_bytes),
-                        settings.tmp_dir or tempfile.gettempdir())
+                        settings.tmp_dir or tempfile.gettempdir(), progress=progress)
 
 
 def read_within_budget(path, settings, ext):
@@ -92,15 +93,15 @@ def read_within_budget(path, settings, ext):
   return image_io.read_photo(path, check)
 
 
-def enhance_file(path, target, enhancer, settings, quality):
+def enhance_file(path, target, enhancer, settings, quality, progress=None):
   """One photo: read within `settings`' memory budget, enhance, write `target`
   atomically in its extension's format (`quality` for lossy ones); returns the
   (before, after) `image_io.Photo`s, the input's pixels released before encoding unless
-  `settings.side_by_side`."""
+  `settings.side_by_side`. `progress`: as for `enhance_pixels`."""
   ext = os.path.splitext(target)[1]
   photo = read_within_budget(path, settings, ext)
   depth = image_io.output_depth(ext, photo.pixels.dtype)
-  enhanced = enhance_pixels(enhancer, photo.pixels, depth, settings)
+  enhanced = enhance_pixels(enhancer, photo.pixels, depth, settings, progress)
   if not settings.side_by_side:
     photo.pixels = None  # the memory budget counts the input as released while encoding
   after = image_io.Photo(enhanced, photo.alpha, photo.exif, photo.icc)
