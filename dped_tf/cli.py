@@ -2,8 +2,9 @@
 
 Each command module defines `define_flags(fv)` and `main(fv, argv)`, and may define
 `check(fv, argv)`, run before TensorFlow loads, and the names `dped_tf.cli_help` reads
-(usage, example, required flags, deprecated spellings); its one-line help sits here, so `dped-tf --help` imports nothing heavy. The commands name their heavy modules
-with `dped_tf.lazy.lazy_import`, which runs them only when they are used.
+(usage, example, required flags, deprecated spellings); its one-line help sits here, so
+`dped-tf --help` imports nothing heavy. The commands name their heavy modules with
+`dped_tf.lazy.lazy_import`, which runs them only when they are used.
 """
 
 import importlib

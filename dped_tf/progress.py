@@ -75,8 +75,6 @@ class Progress(contextlib.AbstractContextManager):
       self._shown = now
       (self._draw if self.tty else self._print)(self.line())
 
-  advance = update
-
   def write(self, text, file=None):
     """`print(text, file=file)` (default: this stream) leaving the progress line whole."""
     live = self.tty and not self.closed

@@ -68,10 +68,10 @@ def test_baselines_train_and_evaluate(tiny_records, tmp_path, run_experiment):
                    "--vgg_weights", "none"]) == 0
   with open(os.path.join(srcnn_dir, "run.json")) as f:
     run = json.load(f)["config"]
-  assert run["model"] == "srcnn" and run["loss"] == {
+  assert run["architecture"] == "srcnn" and run["loss"] == {
       **json.loads(json.dumps(vars(configs.LOSS_PRESETS["srcnn"])))}
   # Johnson et al.: the generator under the VGG content loss only.
-  johnson = _train(tiny_records, str(tmp_path / "johnson"), model="johnson",
+  johnson = _train(tiny_records, str(tmp_path / "johnson"), architecture="johnson",
                    loss=configs.LOSS_PRESETS["johnson"])
   out = tmp_path / "table"
   printed = run_experiment("table2", "--phone", "sony", "--tfrecord_dir", tiny_records,

@@ -56,7 +56,7 @@ def test_enhance_beam_is_enhance_with_dead_letters_and_a_rerun_that_skips(tmp_pa
   (inputs / "bad.jpg").write_bytes(b"not a photo")
   _png_bomb(str(inputs / "bomb.png"))
   flags = [str(inputs), f"--model={model}", "--max_memory=64"]
-  assert cli.main(["dped-tf", "enhance", *flags, f"--dped_dir={tmp_path / 'ref'}"]) == 1
+  assert cli.main(["dped-tf", "enhance", *flags, f"--out={tmp_path / 'ref'}"]) == 1
   capsys.readouterr()
   out = tmp_path / "beam"
   beam = ["dped-tf", "enhance", *flags, f"--out={out}", "--beam", *BEAM]
